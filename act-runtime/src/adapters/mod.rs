@@ -1,0 +1,13 @@
+//! Adapters: implementations of the [`crate::ports`].
+//!
+//! * [`InMemoryStore`] and [`InMemoryCache`]: the defaults, zero setup.
+//! * `SqliteStore` (feature `sqlite`): embedded and persistent, one database file per tenant.
+
+pub mod memory;
+
+pub use memory::{InMemoryCache, InMemoryStore};
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;

@@ -1,0 +1,201 @@
+//! Conversions between the port's records and SQLite values: times, JSON text, errors.
+//!
+//! Times are stored as `INTEGER` microseconds since the Unix epoch (UTC). That is exact for
+//! every `DateTime<Utc>` at microsecond precision, orders and compares as numbers, and has no
+//! text-format pitfalls (years before 0 or after 9999). Read them in SQL with
+//! `strftime('%Y-%m-%dT%H:%M:%fZ', created / 1e6, 'unixepoch')`.
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::error::{StoreError, ValidationError};
+use crate::model::{Committed, EventMeta};
+use crate::ports::{Lease, StreamPosition};
+
+/// `t` as microseconds since the epoch, rounded down.
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// `t` as microseconds since the epoch, rounded up (for exclusive upper bounds).
+pub(crate) fn micros_ceil(t: DateTime<Utc>) -> i64 {
+    let floor = t.timestamp_micros();
+    if t.timestamp_subsec_nanos() % 1_000 == 0 {
+        floor
+    } else {
+        floor.saturating_add(1)
+    }
+}
+
+/// The instant `us` microseconds after the epoch, clamped to chrono's range.
+pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or(if us < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
+/// Now, truncated to the microsecond (what the store can keep exactly).
+pub(crate) fn now() -> DateTime<Utc> {
+    from_micros(micros(Utc::now()))
+}
+
+/// Rejects a string holding a NUL character (which PostgreSQL, the reference, cannot store).
+pub(crate) fn no_nul(target: &str, path: &str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        Err(ValidationError::new(target, path, "must not contain NUL characters").into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Rejects JSON text holding a NUL character, raw or escaped as `\u0000` (PostgreSQL's
+/// `jsonb` refuses both).
+pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), StoreError> {
+    no_nul(target, path, json)?;
+    let bytes = json.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = json[from..].find("\\u0000") {
+        let at = from + pos;
+        // The escape is real when an even number of backslashes precede its own.
+        let run = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        if run % 2 == 0 {
+            return Err(ValidationError::new(
+                target,
+                path,
+                "must not contain NUL characters (`\\u0000`)",
+            )
+            .into());
+        }
+        from = at + 1;
+    }
+    Ok(())
+}
+
+/// Maps a driver error for `operation`: a closed pool is a disposed store, anything else is a
+/// backend failure.
+pub(crate) fn backend(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match e {
+        sqlx::Error::PoolClosed => StoreError::Disposed,
+        e => StoreError::backend(operation, e),
+    }
+}
+
+/// Whether `e` is a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The columns [`event`] reads, in order.
+pub(crate) const EVENT_COLUMNS: &str = "id, name, data, stream, version, created, meta";
+
+/// Decodes an `events` row selected with [`EVENT_COLUMNS`].
+pub(crate) fn event(row: &SqliteRow, operation: &'static str) -> Result<Committed, StoreError> {
+    let get = backend(operation);
+    let data: String = row.try_get(2).map_err(&get)?;
+    let meta: String = row.try_get(6).map_err(&get)?;
+    Ok(Committed {
+        id: row.try_get(0).map_err(&get)?,
+        name: row.try_get(1).map_err(&get)?,
+        data: RawValue::from_string(data).map_err(|e| StoreError::backend(operation, e))?,
+        stream: row.try_get(3).map_err(&get)?,
+        version: row.try_get(4).map_err(&get)?,
+        created: from_micros(row.try_get(5).map_err(&get)?),
+        meta: serde_json::from_str::<EventMeta>(&meta)
+            .map_err(|e| StoreError::backend(operation, e))?,
+    })
+}
+
+/// The columns [`position`] reads, in order.
+pub(crate) const STREAM_COLUMNS: &str = "stream, source, source_is_pattern, at, retry, blocked, \
+     error, priority, leased_by, leased_until, correlated_at";
+
+/// Decodes a `streams` row selected with [`STREAM_COLUMNS`].
+pub(crate) fn position(
+    row: &SqliteRow,
+    operation: &'static str,
+) -> Result<StreamPosition, StoreError> {
+    let get = backend(operation);
+    let retry: i64 = row.try_get(4).map_err(&get)?;
+    let priority: i64 = row.try_get(7).map_err(&get)?;
+    let until: Option<i64> = row.try_get(9).map_err(&get)?;
+    Ok(StreamPosition {
+        stream: row.try_get(0).map_err(&get)?,
+        source: row.try_get(1).map_err(&get)?,
+        source_is_pattern: row.try_get::<i64, _>(2).map_err(&get)? != 0,
+        at: row.try_get(3).map_err(&get)?,
+        retry: clamp_i32(retry),
+        blocked: row.try_get::<i64, _>(5).map_err(&get)? != 0,
+        error: row.try_get(6).map_err(&get)?,
+        priority: clamp_i32(priority),
+        leased_by: row.try_get(8).map_err(&get)?,
+        leased_until: until.map(from_micros),
+        correlated_at: row.try_get(10).map_err(&get)?,
+    })
+}
+
+/// The lease a claimed row hands out.
+pub(crate) fn lease(p: StreamPosition, lagging: bool) -> Lease {
+    Lease {
+        stream: p.stream,
+        source: p.source,
+        source_is_pattern: p.source_is_pattern,
+        at: p.at,
+        by: p.leased_by.unwrap_or_default(),
+        retry: p.retry,
+        lagging,
+        due: None,
+    }
+}
+
+fn clamp_i32(v: i64) -> i32 {
+    i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
+}
+
+/// A `usize` count as an SQLite integer (`LIMIT`), saturating.
+pub(crate) fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn micros_round_trip_exactly() {
+        for t in [
+            Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).unwrap()
+                + chrono::Duration::microseconds(999_999),
+            Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::microseconds(1),
+            Utc.with_ymd_and_hms(-200, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(12_000, 1, 1, 0, 0, 0).unwrap(),
+            now(),
+        ] {
+            assert_eq!(from_micros(micros(t)), t);
+            assert_eq!(micros_ceil(t), micros(t));
+        }
+        let t = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+            + chrono::Duration::nanoseconds(1_500);
+        assert_eq!(micros_ceil(t), micros(t) + 1);
+        let before_epoch = Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap()
+            + chrono::Duration::nanoseconds(500);
+        assert!(from_micros(micros(before_epoch)) <= before_epoch);
+        assert!(from_micros(micros_ceil(before_epoch)) > before_epoch);
+        assert_eq!(from_micros(i64::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(from_micros(i64::MIN), DateTime::<Utc>::MIN_UTC);
+    }
+
+    #[test]
+    fn nul_in_json_text() {
+        assert!(no_nul_json("e", "", r#"{"a":"x"}"#).is_ok());
+        assert!(no_nul_json("e", "", r#"{"a":"\u0000"}"#).is_err());
+        assert!(no_nul_json("e", "", r#"{"a":"\\u0000"}"#).is_ok());
+        assert!(no_nul_json("e", "", r#"{"a":"\\\u0000"}"#).is_err());
+        assert!(no_nul_json("e", "", "{\"a\":\"\0\"}").is_err());
+    }
+}

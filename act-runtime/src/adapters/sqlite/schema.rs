@@ -1,0 +1,150 @@
+//! The schema: three tables with fixed names (one database file per tenant), created and
+//! upgraded by [`seed`] idempotently and additively.
+//!
+//! * `events`: the log. `id` is `AUTOINCREMENT`, so ids are never reused, even after a
+//!   truncate. `data` and `meta` are JSON text, `created` is microseconds since the epoch.
+//! * `streams`: the subscription table the reaction pipeline claims from.
+//! * `correlated`: the durable correlation checkpoint (the `''` row).
+
+use std::collections::HashSet;
+
+use sqlx::{Row, SqliteConnection};
+
+use super::codec::backend;
+use crate::error::StoreError;
+
+/// A table: its name, the columns an upgrade can add (with the declaration `ALTER TABLE ADD
+/// COLUMN` accepts), and the statements that create it and its indexes.
+struct Table {
+    name: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+    create: &'static str,
+    indexes: &'static [&'static str],
+}
+
+const TABLES: &[Table] = &[
+    Table {
+        name: "events",
+        columns: &[
+            ("name", "TEXT NOT NULL DEFAULT ''"),
+            ("data", "TEXT NOT NULL DEFAULT 'null'"),
+            ("stream", "TEXT NOT NULL DEFAULT ''"),
+            ("version", "INTEGER NOT NULL DEFAULT 0"),
+            ("created", "INTEGER NOT NULL DEFAULT 0"),
+            (
+                "meta",
+                r#"TEXT NOT NULL DEFAULT '{"correlation":"","causation":{},"actor":{"id":"","name":""}}'"#,
+            ),
+        ],
+        create: "CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            data TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            meta TEXT NOT NULL
+        )",
+        indexes: &[
+            "CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (stream, version)",
+            "CREATE INDEX IF NOT EXISTS events_name ON events (name)",
+            "CREATE INDEX IF NOT EXISTS events_created_id ON events (created, id)",
+            "CREATE INDEX IF NOT EXISTS events_correlation \
+             ON events (json_extract(meta, '$.correlation'))",
+            "CREATE INDEX IF NOT EXISTS events_snapshots ON events (stream, id) \
+             WHERE name = '__snapshot__'",
+        ],
+    },
+    Table {
+        name: "streams",
+        columns: &[
+            ("source", "TEXT"),
+            ("source_is_pattern", "INTEGER NOT NULL DEFAULT 0"),
+            ("at", "INTEGER NOT NULL DEFAULT -1"),
+            ("retry", "INTEGER NOT NULL DEFAULT -1"),
+            ("blocked", "INTEGER NOT NULL DEFAULT 0"),
+            ("error", "TEXT"),
+            ("leased_by", "TEXT"),
+            ("leased_until", "INTEGER"),
+            ("priority", "INTEGER NOT NULL DEFAULT 0"),
+            ("correlated_at", "INTEGER"),
+        ],
+        create: "CREATE TABLE IF NOT EXISTS streams (
+            stream TEXT PRIMARY KEY NOT NULL,
+            source TEXT,
+            source_is_pattern INTEGER NOT NULL DEFAULT 0,
+            at INTEGER NOT NULL DEFAULT -1,
+            retry INTEGER NOT NULL DEFAULT -1,
+            blocked INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            leased_by TEXT,
+            leased_until INTEGER,
+            priority INTEGER NOT NULL DEFAULT 0,
+            correlated_at INTEGER
+        )",
+        indexes: &[
+            "CREATE INDEX IF NOT EXISTS streams_claim ON streams (blocked, priority DESC, at)",
+            "CREATE INDEX IF NOT EXISTS streams_work ON streams (at) \
+             WHERE blocked = 0 AND at < correlated_at",
+        ],
+    },
+    Table {
+        name: "correlated",
+        columns: &[("at", "INTEGER NOT NULL DEFAULT -1")],
+        create: "CREATE TABLE IF NOT EXISTS correlated (
+            key TEXT PRIMARY KEY NOT NULL,
+            at INTEGER NOT NULL DEFAULT -1
+        )",
+        indexes: &[],
+    },
+];
+
+/// The schema version this code writes (`PRAGMA user_version`).
+pub(crate) const VERSION: i64 = 1;
+
+/// Creates the tables and indexes that are missing and adds missing columns, in one
+/// transaction on the writer connection. Safe to run on every boot and concurrently with
+/// other processes (the transaction is `IMMEDIATE`).
+pub(crate) async fn seed(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let err = backend("seed");
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(&err)?;
+    for table in TABLES {
+        sqlx::query(table.create)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+        let existing: HashSet<String> = sqlx::query("SELECT name FROM pragma_table_info(?)")
+            .bind(table.name)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&err)?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(&err)?;
+        for (column, decl) in table.columns {
+            if !existing.contains(*column) {
+                tracing::info!(table = table.name, column, "sqlite store: adding column");
+                let sql = format!("ALTER TABLE {} ADD COLUMN {column} {decl}", table.name);
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&err)?;
+            }
+        }
+        for index in table.indexes {
+            sqlx::query(*index)
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?;
+        }
+    }
+    let sql = format!("PRAGMA user_version = {VERSION}");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *tx)
+        .await
+        .map_err(&err)?;
+    tx.commit().await.map_err(&err)
+}

@@ -1,0 +1,376 @@
+//! The subscription table: subscribe, claim, ack, block, reset, unblock, listing.
+//!
+//! Every write runs in one `IMMEDIATE` transaction on the writer connection, so claims
+//! never hand a row out twice: there is one writer, and a claim reads and leases its rows
+//! atomically.
+
+use std::time::Duration;
+
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use super::codec::{self, STREAM_COLUMNS, backend, no_nul};
+use super::pattern::{self, push_stream_match};
+use crate::error::StoreError;
+use crate::model::EventId;
+use crate::ports::{Lease, StreamFilter, StreamPosition, Subscribed, Subscription};
+
+/// Validates subscriptions: NUL characters, and sources outside the portable grammar (which
+/// the drain could never read exactly, so they are refused up front).
+pub(crate) fn validate_subs<'a>(
+    subs: impl IntoIterator<Item = &'a Subscription>,
+) -> Result<(), StoreError> {
+    for (i, s) in subs.into_iter().enumerate() {
+        no_nul("subscription", &format!("/{i}/stream"), &s.stream)?;
+        if let Some(source) = &s.source {
+            no_nul("subscription", &format!("/{i}/source"), source)?;
+            if s.source_is_pattern {
+                pattern::validate(source, "subscription", &format!("/{i}/source"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Registers targets and raises the checkpoint, in one transaction.
+pub(crate) async fn subscribe(
+    conn: &mut SqliteConnection,
+    subs: &[Subscription],
+    checkpoint: Option<EventId>,
+) -> Result<Subscribed, StoreError> {
+    validate_subs(subs)?;
+    let err = backend("subscribe");
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(&err)?;
+    let subscribed = subscribe_in(&mut tx, subs, checkpoint).await?;
+    let watermark: EventId = sqlx::query_scalar("SELECT COALESCE(MAX(at), -1) FROM streams")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(&err)?;
+    let checkpoint: Option<EventId> =
+        sqlx::query_scalar("SELECT at FROM correlated WHERE key = ''")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(&err)?;
+    tx.commit().await.map_err(&err)?;
+    Ok(Subscribed {
+        subscribed,
+        watermark,
+        checkpoint,
+    })
+}
+
+/// Upserts `subs` (validated by the caller) and raises the checkpoint inside the caller's
+/// transaction `tx`; returns how many rows were new.
+pub(crate) async fn subscribe_in(
+    tx: &mut SqliteConnection,
+    subs: &[Subscription],
+    checkpoint: Option<EventId>,
+) -> Result<usize, StoreError> {
+    let err = backend("subscribe");
+    let mut subscribed = 0;
+    for s in subs {
+        let inserted = sqlx::query(
+            "INSERT INTO streams (stream, source, source_is_pattern, priority, correlated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO NOTHING",
+        )
+        .bind(&s.stream)
+        .bind(&s.source)
+        .bind(i64::from(s.source_is_pattern))
+        .bind(i64::from(s.priority))
+        .bind(s.correlated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(&err)?
+        .rows_affected();
+        if inserted > 0 {
+            subscribed += 1;
+            continue;
+        }
+        // An existing row keeps the higher priority and mark, and takes the new source.
+        sqlx::query(
+            "UPDATE streams SET priority = max(priority, ?1), \
+             correlated_at = CASE WHEN ?2 IS NULL THEN correlated_at \
+                 WHEN correlated_at IS NULL THEN ?2 ELSE max(correlated_at, ?2) END, \
+             source = ?3, source_is_pattern = ?4 \
+             WHERE stream = ?5",
+        )
+        .bind(i64::from(s.priority))
+        .bind(s.correlated_at)
+        .bind(&s.source)
+        .bind(i64::from(s.source_is_pattern))
+        .bind(&s.stream)
+        .execute(&mut *tx)
+        .await
+        .map_err(&err)?;
+    }
+    if let Some(at) = checkpoint {
+        sqlx::query(
+            "INSERT INTO correlated (key, at) VALUES ('', ?) \
+             ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)",
+        )
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(&err)?;
+    }
+    Ok(subscribed)
+}
+
+/// Selects up to `limit` eligible streams in `order`, excluding `taken`.
+async fn candidates(
+    conn: &mut SqliteConnection,
+    now: i64,
+    order: &str,
+    limit: usize,
+    taken: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT stream FROM streams WHERE ");
+    qb.push(ELIGIBLE).push_bind(now).push(")");
+    if !taken.is_empty() {
+        let json = serde_json::to_string(taken).unwrap_or_else(|_| "[]".to_owned());
+        qb.push(" AND stream NOT IN (SELECT value FROM json_each(")
+            .push_bind(json)
+            .push("))");
+    }
+    qb.push(" ORDER BY ")
+        .push(order)
+        .push(" LIMIT ")
+        .push_bind(codec::count(limit));
+    qb.build()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect()
+}
+
+/// The claimable rows: not blocked, with work (`at < correlated_at`), and not leased or with
+/// an expired lease; the caller pushes now (microseconds) and the closing `)`.
+const ELIGIBLE: &str = "blocked = 0 AND correlated_at IS NOT NULL \
+     AND at < correlated_at AND (leased_by IS NULL OR leased_until <= ";
+
+/// Claims rows on both frontiers and leases them, in one transaction.
+pub(crate) async fn claim(
+    conn: &mut SqliteConnection,
+    lagging: usize,
+    leading: usize,
+    by: &str,
+    lease: Duration,
+) -> Result<Vec<Lease>, StoreError> {
+    if lagging == 0 && leading == 0 {
+        return Ok(Vec::new());
+    }
+    let err = backend("claim");
+    let now = codec::micros(chrono::Utc::now());
+    let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+    let fair = if lagging >= 2 {
+        (lagging / 4).max(1)
+    } else {
+        0
+    };
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(&err)?;
+    let mut lag = candidates(
+        &mut tx,
+        now,
+        "priority DESC, at ASC, stream ASC",
+        lagging - fair,
+        &[],
+    )
+    .await
+    .map_err(&err)?;
+    let reserve = candidates(&mut tx, now, "at ASC, stream ASC", fair, &lag)
+        .await
+        .map_err(&err)?;
+    lag.extend(reserve);
+    let lead = candidates(&mut tx, now, "at DESC, stream ASC", leading, &lag)
+        .await
+        .map_err(&err)?;
+    let mut leases = Vec::with_capacity(lag.len() + lead.len());
+    for (streams, lagging) in [(&lag, true), (&lead, false)] {
+        for stream in streams {
+            let sql = format!(
+                "UPDATE streams SET leased_by = ?, leased_until = ?, retry = retry + 1 \
+                 WHERE stream = ? RETURNING {STREAM_COLUMNS}"
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(by)
+                .bind(until)
+                .bind(stream)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&err)?;
+            leases.push(codec::lease(codec::position(&row, "claim")?, lagging));
+        }
+    }
+    tx.commit().await.map_err(&err)?;
+    Ok(leases)
+}
+
+/// Acks the leases still held by their holders.
+pub(crate) async fn ack(
+    conn: &mut SqliteConnection,
+    leases: &[Lease],
+) -> Result<Vec<Lease>, StoreError> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let err = backend("ack");
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(&err)?;
+    let mut acked = Vec::new();
+    for l in leases {
+        let update = match l.due {
+            // Deferred: the holder keeps the row (and its retry count) until due.
+            Some(due) => sqlx::query(
+                "UPDATE streams SET at = ?, leased_until = ? WHERE stream = ? AND leased_by = ?",
+            )
+            .bind(l.at)
+            .bind(codec::micros(due)),
+            None => sqlx::query(
+                "UPDATE streams SET at = ?, retry = -1, leased_by = NULL, leased_until = NULL \
+                 WHERE stream = ? AND leased_by = ?",
+            )
+            .bind(l.at),
+        };
+        let n = update
+            .bind(&l.stream)
+            .bind(&l.by)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?
+            .rows_affected();
+        if n > 0 {
+            acked.push(l.clone());
+        } else {
+            tracing::warn!(
+                stream = %l.stream,
+                by = %l.by,
+                "ack dropped: the lease is not held by its holder any more"
+            );
+        }
+    }
+    tx.commit().await.map_err(&err)?;
+    Ok(acked)
+}
+
+/// Blocks the leased rows still held by their holders and not yet blocked.
+pub(crate) async fn block(
+    conn: &mut SqliteConnection,
+    leases: &[(Lease, String)],
+) -> Result<Vec<StreamPosition>, StoreError> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let err = backend("block");
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(&err)?;
+    let sql = format!(
+        "UPDATE streams SET blocked = 1, error = ?, leased_by = NULL, leased_until = NULL \
+         WHERE stream = ? AND leased_by = ? AND blocked = 0 RETURNING {STREAM_COLUMNS}"
+    );
+    let mut blocked = Vec::new();
+    for (l, error) in leases {
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(error)
+            .bind(&l.stream)
+            .bind(&l.by)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(&err)?;
+        if let Some(row) = row {
+            blocked.push(codec::position(&row, "block")?);
+        }
+    }
+    tx.commit().await.map_err(&err)?;
+    Ok(blocked)
+}
+
+/// Runs `update` on the rows named in `streams`; returns how many it changed.
+async fn update_named(
+    conn: &mut SqliteConnection,
+    operation: &'static str,
+    update: &'static str,
+    streams: &[String],
+) -> Result<usize, StoreError> {
+    if streams.is_empty() {
+        return Ok(0);
+    }
+    let err = backend(operation);
+    let json = serde_json::to_string(streams).map_err(|e| StoreError::backend(operation, e))?;
+    let n = sqlx::query(update)
+        .bind(json)
+        .execute(&mut *conn)
+        .await
+        .map_err(&err)?
+        .rows_affected();
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Rewinds rows to `at = -1` and clears their blocks, errors and leases.
+pub(crate) async fn reset(
+    conn: &mut SqliteConnection,
+    streams: &[String],
+) -> Result<usize, StoreError> {
+    update_named(
+        conn,
+        "reset",
+        "UPDATE streams SET at = -1, retry = -1, blocked = 0, error = NULL, \
+         leased_by = NULL, leased_until = NULL \
+         WHERE stream IN (SELECT value FROM json_each(?))",
+        streams,
+    )
+    .await
+}
+
+/// Unblocks blocked rows, keeping their watermark.
+pub(crate) async fn unblock(
+    conn: &mut SqliteConnection,
+    streams: &[String],
+) -> Result<usize, StoreError> {
+    update_named(
+        conn,
+        "unblock",
+        "UPDATE streams SET retry = -1, blocked = 0, error = NULL, \
+         leased_by = NULL, leased_until = NULL \
+         WHERE blocked = 1 AND stream IN (SELECT value FROM json_each(?))",
+        streams,
+    )
+    .await
+}
+
+/// Lists rows by stream name.
+pub(crate) async fn query_streams(
+    conn: &mut SqliteConnection,
+    filter: &StreamFilter,
+) -> Result<Vec<StreamPosition>, StoreError> {
+    let err = backend("query_streams");
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
+    qb.push(STREAM_COLUMNS).push(" FROM streams WHERE 1 = 1");
+    if let Some(m) = &filter.stream {
+        qb.push(" AND ");
+        push_stream_match(&mut qb, "stream", m, "stream filter", "/stream")?;
+    }
+    if let Some(blocked) = filter.blocked {
+        qb.push(" AND blocked = ").push_bind(i64::from(blocked));
+    }
+    if let Some(after) = &filter.after {
+        qb.push(" AND stream > ").push_bind(after.clone());
+    }
+    qb.push(" ORDER BY stream ASC LIMIT ")
+        .push_bind(codec::count(filter.limit.unwrap_or(100)));
+    qb.build()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(&err)?
+        .iter()
+        .map(|r| codec::position(r, "query_streams"))
+        .collect()
+}

@@ -1,0 +1,104 @@
+//! Building an app from its states.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::correlator::{CorrelationContext, Correlator};
+use super::registry::{Registry, StateActions, StateEntry};
+use super::{Act, Inner, lifecycle};
+use crate::adapters::{InMemoryCache, InMemoryStore};
+use crate::error::BuildError;
+use crate::ports::{Cache, Store};
+use crate::reactions::{Pipeline, Reaction, ReactionEntry, Reactions};
+
+/// Starts building an app.
+///
+/// ```
+/// use act_runtime::prelude::*;
+///
+/// let app = act().build().unwrap(); // an app with no states, on the in-memory store
+/// assert_eq!(app.registry().state_names().count(), 0);
+/// ```
+pub fn act() -> ActBuilder {
+    ActBuilder::default()
+}
+
+/// Collects states and ports, then [`build`](ActBuilder::build)s an [`Act`].
+#[derive(Default)]
+#[must_use]
+pub struct ActBuilder {
+    states: Vec<StateEntry>,
+    store: Option<Arc<dyn Store>>,
+    cache: Option<Arc<dyn Cache>>,
+    correlator: Option<Correlator>,
+    reactions: Vec<ReactionEntry>,
+}
+
+impl ActBuilder {
+    /// Registers a state with its events and the actions listed in `#[state(actions(...))]`.
+    /// Registering one state twice is harmless.
+    pub fn with_state<S: StateActions>(mut self) -> Self {
+        self.states.push(StateEntry::of::<S>());
+        self
+    }
+
+    /// Registers a reaction (the value `#[reaction]` makes of a handler).
+    pub fn with_reaction<R: Reaction>(mut self, reaction: R) -> Self {
+        self.reactions.push(ReactionEntry::of(reaction));
+        self
+    }
+
+    /// Uses `store` instead of a fresh [`InMemoryStore`].
+    pub fn with_store(self, store: impl Store) -> Self {
+        self.with_store_arc(Arc::new(store))
+    }
+
+    /// Uses a shared store.
+    pub fn with_store_arc(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Uses `cache` instead of a fresh [`InMemoryCache`].
+    pub fn with_cache(self, cache: impl Cache) -> Self {
+        self.with_cache_arc(Arc::new(cache))
+    }
+
+    /// Uses a shared cache.
+    pub fn with_cache_arc(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Uses `f` to make correlation ids for requests that do not carry one.
+    pub fn with_correlator(
+        mut self,
+        f: impl Fn(&CorrelationContext<'_>) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.correlator = Some(Correlator::custom(f));
+        self
+    }
+
+    /// Checks the registry (no action, event or state name twice; every reaction's event
+    /// registered; no reaction name twice on one event) and builds the app.
+    pub fn build(self) -> Result<Act, BuildError> {
+        let registry = Registry::build(self.states)?;
+        let reactions = Reactions::build(self.reactions, |e| registry.event_state(e).is_some())?;
+        Ok(Act {
+            inner: Arc::new(Inner {
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(InMemoryStore::new())),
+                cache: self
+                    .cache
+                    .unwrap_or_else(|| Arc::new(InMemoryCache::new())),
+                registry,
+                correlator: self.correlator.unwrap_or_default(),
+                listeners: lifecycle::Listeners::default(),
+                shut_down: AtomicBool::new(false),
+                reactions,
+                pipeline: Pipeline::default(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,339 @@
+//! Executing an action: validate → load → invariants → handle → commit → patch → snapshot
+//! → cache, retrying lost races when the expected version was derived by the framework.
+
+use serde_json::Value;
+
+use super::correlator::CorrelationContext;
+use super::lifecycle::Lifecycle;
+use super::{Act, store_err, validate_stream};
+use crate::error::{ActError, InvariantError, StreamClosedError, ValidationError};
+use crate::ports::Subscription;
+use crate::reactions::{Resolver, Scope};
+use crate::model::{
+    ActionCause, Causation, Committed, Emits, Event, EventCause, EventMeta, EventOf,
+    Handle, Message, SNAPSHOT_EVENT, Snapshot, State, Target,
+};
+
+/// What [`Act::execute`] did: the state after the commit and the events committed.
+pub struct Executed<S: Emits> {
+    /// The state after the action (and after any snapshot it triggered).
+    pub snapshot: Snapshot<S>,
+    /// The events committed, typed (empty when the handler emitted none).
+    pub events: Vec<Committed<EventOf<S>>>,
+    /// The stored records of those events.
+    pub records: Vec<Committed>,
+}
+
+impl<S: Emits + std::fmt::Debug> std::fmt::Debug for Executed<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executed")
+            .field("snapshot", &self.snapshot)
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Emits> Executed<S> {
+    /// The untyped form, for JSON edges.
+    pub fn to_json(&self) -> Result<ExecutedJson, ActError> {
+        Ok(ExecutedJson {
+            state: serde_json::to_value(&self.snapshot.state)
+                .map_err(|e| store_err("execute", e))?,
+            version: self.snapshot.version,
+            events: self.records.clone(),
+        })
+    }
+}
+
+/// What [`Act::execute_json`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExecutedJson {
+    /// The state after the action.
+    pub state: Value,
+    /// The stream version after the action.
+    pub version: i64,
+    /// The events committed.
+    pub events: Vec<Committed>,
+}
+
+/// The request context an action runs in: a correlation id and the event being reacted to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cause {
+    pub(crate) correlation: Option<String>,
+    pub(crate) event: Option<EventCause>,
+}
+
+impl Act {
+    /// Executes `action` on `target`.
+    ///
+    /// Loads the target stream's state, checks the action's invariants, runs its handler and
+    /// commits the events it emits. When another writer commits first, the action is run
+    /// again on the new state (up to `A::RETRIES` times) — unless the caller pinned
+    /// `target.expected_version`, which is never retried.
+    pub async fn execute<A: Handle>(
+        &self,
+        action: A,
+        target: Target,
+    ) -> Result<Executed<A::State>, ActError> {
+        self.execute_caused(action, target, Cause::default()).await
+    }
+
+    pub(crate) async fn execute_caused<A: Handle>(
+        &self,
+        action: A,
+        target: Target,
+        cause: Cause,
+    ) -> Result<Executed<A::State>, ActError> {
+        let mut attempt = 0;
+        loop {
+            match self.execute_once(&action, &target, &cause).await {
+                Err(ActError::Concurrency(c))
+                    if target.expected_version.is_none() && attempt < A::RETRIES =>
+                {
+                    attempt += 1;
+                    tracing::debug!(action = A::NAME, stream = %c.stream, attempt, "retrying after a lost race");
+                    tokio::task::yield_now().await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn execute_once<A: Handle>(
+        &self,
+        action: &A,
+        target: &Target,
+        cause: &Cause,
+    ) -> Result<Executed<A::State>, ActError> {
+        validate_stream(&target.stream)?;
+        let stream = target.stream.as_str();
+        let loaded = self
+            .load_inner::<A::State>(stream, &Default::default())
+            .await?;
+        if loaded.closed {
+            return Err(StreamClosedError {
+                stream: stream.to_owned(),
+            }
+            .into());
+        }
+        let mut snap = loaded.snapshot;
+        // Reactions commit without the optimistic guard (unless the target pins a version):
+        // their ordering comes from the drain, not from the version they loaded.
+        let expected = match target.expected_version {
+            Some(v) => Some(v),
+            None if cause.event.is_some() => None,
+            None => Some(snap.version),
+        };
+
+        if let Err(description) = A::given(&snap.state, &target.actor) {
+            return Err(InvariantError {
+                action: A::NAME.to_owned(),
+                stream: stream.to_owned(),
+                description: description.to_owned(),
+            }
+            .into());
+        }
+        let events = action
+            .handle(&snap.state, target)
+            .map_err(|source| ActError::Rejected {
+                action: A::NAME.to_owned(),
+                stream: stream.to_owned(),
+                source,
+            })?;
+        if events.is_empty() {
+            return Ok(Executed {
+                snapshot: snap,
+                events: Vec::new(),
+                records: Vec::new(),
+            });
+        }
+        let msgs = events
+            .iter()
+            .map(|e| {
+                let data = e.to_data().map_err(|err| {
+                    ValidationError::new(e.name(), "", format!("cannot serialize: {err}"))
+                })?;
+                Ok(Message::new(e.name(), data))
+            })
+            .collect::<Result<Vec<_>, ActError>>()?;
+        let meta = EventMeta {
+            correlation: match &cause.correlation {
+                Some(c) => c.clone(),
+                None => self.inner.correlator.make(&CorrelationContext {
+                    action: A::NAME,
+                    state: <A::State as State>::NAME,
+                    stream,
+                    actor: &target.actor.id,
+                }),
+            },
+            causation: Causation {
+                action: Some(ActionCause {
+                    name: A::NAME.to_owned(),
+                    stream: stream.to_owned(),
+                    expected_version: target.expected_version,
+                }),
+                event: cause.event.clone(),
+            },
+            actor: target.actor.clone(),
+        };
+
+        let marks = self.marks(stream, &msgs);
+        let committed = match if marks.is_empty() {
+            self.inner.store.commit(stream, &msgs, &meta, expected).await
+        } else {
+            self.inner
+                .store
+                .commit_marked(stream, &msgs, &meta, expected, &marks)
+                .await
+        } {
+            Ok(c) => c,
+            Err(e) => {
+                let e = ActError::from(e);
+                if matches!(e, ActError::Concurrency(_)) {
+                    if let Err(err) = self.inner.cache.invalidate(stream).await {
+                        tracing::error!(stream, error = %err, "cache invalidate failed after a conflict");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        self.emit(&Lifecycle::Committed(&committed));
+        self.run_void_reactions(&committed);
+
+        let contiguous = committed.first().map(|c| c.version) == Some(snap.version + 1);
+        for e in &events {
+            e.apply(&mut snap.state);
+        }
+        if let Some(last) = committed.last() {
+            snap.version = last.version;
+            snap.event_id = last.id;
+        }
+        snap.patches += events.len() as u32;
+        snap.cache_hit = false;
+
+        if contiguous {
+            if <A::State as State>::snap(&snap) {
+                self.take_snapshot(stream, &mut snap, &meta).await;
+            }
+            self.cache_set(stream, &snap).await;
+        } else if let Err(err) = self.inner.cache.invalidate(stream).await {
+            tracing::error!(stream, error = %err, "cache invalidate failed");
+        }
+
+        let typed = events
+            .into_iter()
+            .zip(committed.iter())
+            .map(|(data, c)| Committed {
+                id: c.id,
+                name: c.name.clone(),
+                data,
+                stream: c.stream.clone(),
+                version: c.version,
+                created: c.created,
+                meta: c.meta.clone(),
+            })
+            .collect();
+        Ok(Executed {
+            snapshot: snap,
+            events: typed,
+            records: committed,
+        })
+    }
+
+    /// The work marks a commit raises: static targets of the committed events' reactions.
+    fn marks(&self, stream: &str, msgs: &[Message]) -> Vec<(usize, Subscription)> {
+        let reactions = &self.inner.reactions;
+        let mut marks: Vec<(usize, Subscription)> = Vec::new();
+        if reactions.is_empty() {
+            return marks;
+        }
+        for (i, m) in msgs.iter().enumerate() {
+            for r in reactions.on(&m.name) {
+                let sub = match r.resolver() {
+                    Resolver::Static(t) => Subscription::new(t),
+                    Resolver::SameStream => Subscription {
+                        source: Some(stream.to_owned()),
+                        ..Subscription::new(stream)
+                    },
+                    Resolver::Void | Resolver::Dynamic => continue,
+                };
+                match marks.iter_mut().find(|(_, s)| s.stream == sub.stream) {
+                    Some(slot) => slot.0 = i, // the mark is the last event's id
+                    None => marks.push((i, sub)),
+                }
+            }
+        }
+        marks
+    }
+
+    /// Runs `void` reactions on committed events, in the background, best effort.
+    fn run_void_reactions(&self, committed: &[Committed]) {
+        let reactions = &self.inner.reactions;
+        if reactions.is_empty() {
+            return;
+        }
+        for event in committed {
+            for r in reactions.on(&event.name) {
+                if r.resolver() != Resolver::Void {
+                    continue;
+                }
+                let (app, r, event) = (self.clone(), r.clone(), event.clone());
+                tokio::spawn(async move {
+                    let scope = Scope::new(app, &event);
+                    if let Err(e) = r.handle(&event, &scope).await {
+                        tracing::warn!(reaction = r.name(), id = event.id, error = %e, "void reaction failed");
+                    }
+                });
+            }
+        }
+    }
+
+    async fn take_snapshot<S: State>(&self, stream: &str, snap: &mut Snapshot<S>, meta: &EventMeta) {
+        let data = match crate::__private::to_data(&snap.state) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "snapshot not taken: state does not serialize");
+                return;
+            }
+        };
+        let msg = [Message::new(SNAPSHOT_EVENT, data)];
+        match self
+            .inner
+            .store
+            .commit(stream, &msg, meta, Some(snap.version))
+            .await
+        {
+            Ok(c) => {
+                if let Some(s) = c.last() {
+                    snap.version = s.version;
+                    snap.event_id = s.id;
+                    snap.patches = 0;
+                    snap.snaps += 1;
+                }
+            }
+            Err(e) => tracing::warn!(stream, error = %e, "snapshot not taken"),
+        }
+    }
+
+    /// Executes the action named `action` with a JSON payload: the by-name entry point for
+    /// HTTP edges and CLIs.
+    ///
+    /// The payload is validated against the action's JSON Schema first; a bad payload
+    /// returns [`ActError::Validation`] naming each offending field, and commits nothing.
+    pub async fn execute_json(
+        &self,
+        action: &str,
+        target: Target,
+        payload: Value,
+    ) -> Result<ExecutedJson, ActError> {
+        self.check_live()?;
+        let entry = self
+            .inner
+            .registry
+            .action(action)
+            .ok_or_else(|| ActError::UnknownAction(action.to_owned()))?;
+        super::json::validate(entry, &payload)?;
+        entry.exec(self, payload, target).await
+    }
+}
+

@@ -1,0 +1,165 @@
+//! The app: builds from the registry and runs actions, loads and queries.
+//!
+//! * [`act`] / [`ActBuilder`]: register states, choose the store and cache, `build()`.
+//! * [`Act::execute`]: validate → load → invariants → handle → commit → patch → snapshot
+//!   → cache (in `execute.rs`).
+//! * [`Act::load`]: cache, then snapshot floor, then replay; `as_of` time travel
+//!   (in `load.rs`).
+//! * [`Act::execute_json`]: the by-name JSON entry point, validated against the action's
+//!   schema (in `json.rs`).
+
+mod builder;
+mod correlator;
+mod execute;
+mod json;
+mod lifecycle;
+mod load;
+pub mod registry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use builder::{ActBuilder, act};
+pub use correlator::{CorrelationContext, Correlator};
+pub use execute::{Executed, ExecutedJson};
+pub(crate) use execute::Cause;
+pub use lifecycle::{Lifecycle, ListenerId};
+pub use load::LoadOptions;
+pub use registry::{Catalog, Registry};
+
+use crate::error::{ActError, StoreError, ValidationError};
+use crate::model::Committed;
+use crate::ports::{Cache, Query, Store};
+use crate::reactions::{Pipeline, Reactions};
+
+/// A built app: cheap to clone, shared across tasks.
+///
+/// Every app has its own store and cache (the in-memory ones unless
+/// [`ActBuilder::with_store`] / [`ActBuilder::with_cache`] say otherwise), so several apps
+/// (tenants) can live in one process.
+#[derive(Clone)]
+pub struct Act {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) cache: Arc<dyn Cache>,
+    pub(crate) registry: Registry,
+    pub(crate) correlator: Correlator,
+    pub(crate) listeners: lifecycle::Listeners,
+    pub(crate) shut_down: AtomicBool,
+    pub(crate) reactions: Reactions,
+    pub(crate) pipeline: Pipeline,
+}
+
+impl std::fmt::Debug for Act {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Act")
+            .field("states", &self.inner.registry.state_names().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest stream name accepted, in bytes.
+pub const MAX_STREAM_LEN: usize = 1024;
+
+impl Act {
+    /// The app's store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The app's cache.
+    pub fn cache(&self) -> &Arc<dyn Cache> {
+        &self.inner.cache
+    }
+
+    /// The app's registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The app's reactions.
+    pub fn reactions(&self) -> &Reactions {
+        &self.inner.reactions
+    }
+
+    /// Every state, event and action with its JSON Schema.
+    pub fn catalog(&self) -> Catalog {
+        self.inner.registry.catalog()
+    }
+
+    /// The events selected by `query`, in order.
+    pub async fn query(&self, query: &Query) -> Result<Vec<Committed>, ActError> {
+        self.check_live()?;
+        let mut out = Vec::new();
+        self.inner
+            .store
+            .query(query, &mut |e: &Committed| out.push(e.clone()))
+            .await?;
+        Ok(out)
+    }
+
+    /// Streams the events selected by `query` to `sink`; returns how many.
+    pub async fn query_with(
+        &self,
+        query: &Query,
+        mut sink: impl FnMut(&Committed) + Send,
+    ) -> Result<usize, ActError> {
+        self.check_live()?;
+        Ok(self.inner.store.query(query, &mut sink).await?)
+    }
+
+    /// Shuts the app down gracefully: new calls fail with [`ActError::ShutDown`], a running
+    /// settle stops after its current pass, an in-flight drain finishes (its acks land), then
+    /// the store and the cache are disposed. Idempotent.
+    pub async fn shutdown(&self) -> Result<(), ActError> {
+        if self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let settle = self.inner.pipeline.settle_task.lock().take();
+        if let Some(task) = settle {
+            let _ = task.await;
+        }
+        // waits for an in-flight drain to finish
+        let _drain = self.inner.pipeline.drain_lock.lock().await;
+        if let Err(e) = self.inner.cache.dispose().await {
+            tracing::warn!(error = %e, "cache dispose failed");
+        }
+        self.inner.store.dispose().await?;
+        Ok(())
+    }
+
+    pub(crate) fn check_live(&self) -> Result<(), ActError> {
+        if self.inner.shut_down.load(Ordering::Relaxed) {
+            Err(ActError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Checks a stream name: not empty, at most [`MAX_STREAM_LEN`] bytes, no control characters.
+pub fn validate_stream(stream: &str) -> Result<(), ValidationError> {
+    let problem = if stream.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if stream.len() > MAX_STREAM_LEN {
+        Some(format!(
+            "is {} bytes long; at most {MAX_STREAM_LEN}",
+            stream.len()
+        ))
+    } else if stream.chars().any(char::is_control) {
+        Some("must not contain control characters (NUL, newline, ...)".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(ValidationError::new("stream", "/stream", message)),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn store_err(op: &'static str, e: impl Into<crate::model::BoxError>) -> ActError {
+    ActError::Store(StoreError::backend(op, e))
+}

@@ -1,0 +1,302 @@
+//! The registry: what `#[state]`, `#[emits]` and `#[action]` generated, gathered by
+//! [`ActBuilder::with_state`](super::ActBuilder::with_state) and checked by `build()`.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+use schemars::{Schema, SchemaGenerator};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Act;
+use super::execute::ExecutedJson;
+use crate::error::{ActError, BuildError};
+use crate::model::{Emits, Event, Handle, State, Target};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type ExecJson = for<'a> fn(&'a Act, Value, Target) -> BoxFuture<'a, Result<ExecutedJson, ActError>>;
+type LoadJson = for<'a> fn(&'a Act, &'a str) -> BoxFuture<'a, Result<Value, ActError>>;
+
+/// The actions of a state, as registry entries. Implemented by `#[state(actions(...))]`.
+pub trait StateActions: Emits {
+    /// One entry per action listed in `#[state(actions(...))]`.
+    fn actions() -> Vec<ActionEntry>;
+}
+
+/// The registry entry of one action: its name, schema, invariants and typed entry point.
+pub struct ActionEntry {
+    name: &'static str,
+    state: &'static str,
+    invariants: &'static [&'static str],
+    schema: fn() -> Schema,
+    exec: ExecJson,
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+impl std::fmt::Debug for ActionEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionEntry")
+            .field("name", &self.name)
+            .field("state", &self.state)
+            .field("invariants", &self.invariants)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActionEntry {
+    /// The entry of action `A`.
+    pub fn of<A: Handle>() -> Self {
+        fn exec<A: Handle>(
+            app: &Act,
+            payload: Value,
+            target: Target,
+        ) -> BoxFuture<'_, Result<ExecutedJson, ActError>> {
+            Box::pin(async move {
+                let action: A = super::json::decode(A::NAME, payload)?;
+                let out = app.execute(action, target).await?;
+                out.to_json()
+            })
+        }
+        Self {
+            name: A::NAME,
+            state: <A::State as State>::NAME,
+            invariants: A::INVARIANTS,
+            schema: || SchemaGenerator::default().into_root_schema_for::<A>(),
+            exec: exec::<A>,
+            validator: OnceLock::new(),
+        }
+    }
+
+    /// The action's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The name of the state it writes to.
+    pub fn state(&self) -> &'static str {
+        self.state
+    }
+
+    /// The descriptions of its invariants.
+    pub fn invariants(&self) -> &'static [&'static str] {
+        self.invariants
+    }
+
+    /// Its payload's JSON Schema.
+    pub fn schema(&self) -> Schema {
+        (self.schema)()
+    }
+
+    pub(crate) fn validator(&self) -> Result<&jsonschema::Validator, String> {
+        self.validator
+            .get_or_init(|| {
+                jsonschema::validator_for(self.schema().as_value()).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    pub(crate) fn exec<'a>(
+        &self,
+        app: &'a Act,
+        payload: Value,
+        target: Target,
+    ) -> BoxFuture<'a, Result<ExecutedJson, ActError>> {
+        (self.exec)(app, payload, target)
+    }
+}
+
+/// The registry entry of one state.
+pub(crate) struct StateEntry {
+    pub(crate) name: &'static str,
+    pub(crate) type_id: TypeId,
+    pub(crate) schema: fn() -> Schema,
+    pub(crate) events: fn() -> Vec<(&'static str, Schema)>,
+    pub(crate) event_names: &'static [&'static str],
+    pub(crate) deprecated: &'static [&'static str],
+    pub(crate) actions: Vec<ActionEntry>,
+    pub(crate) load_json: LoadJson,
+}
+
+impl StateEntry {
+    pub(crate) fn of<S: StateActions>() -> Self {
+        fn load_json<'a, S: Emits>(app: &'a Act, stream: &'a str) -> BoxFuture<'a, Result<Value, ActError>> {
+            Box::pin(async move {
+                let snap = app.load::<S>(stream).await?;
+                serde_json::to_value(&snap.state).map_err(|e| {
+                    ActError::Store(crate::error::StoreError::backend("load", e))
+                })
+            })
+        }
+        Self {
+            name: S::NAME,
+            type_id: TypeId::of::<S>(),
+            schema: || SchemaGenerator::default().into_root_schema_for::<S>(),
+            events: || <S::Event as Event>::schemas(&mut SchemaGenerator::default()),
+            event_names: <S::Event as Event>::NAMES,
+            deprecated: <S::Event as Event>::DEPRECATED,
+            actions: S::actions(),
+            load_json: load_json::<S>,
+        }
+    }
+}
+
+/// The checked registry of an app: states, their events and actions, by name.
+pub struct Registry {
+    pub(crate) states: Vec<StateEntry>,
+    by_type: HashMap<TypeId, usize>,
+    actions: HashMap<&'static str, (usize, usize)>,
+    events: HashMap<&'static str, usize>,
+}
+
+impl Registry {
+    pub(crate) fn build(entries: Vec<StateEntry>) -> Result<Self, BuildError> {
+        let mut reg = Registry {
+            states: Vec::with_capacity(entries.len()),
+            by_type: HashMap::new(),
+            actions: HashMap::new(),
+            events: HashMap::new(),
+        };
+        for entry in entries {
+            if reg.by_type.contains_key(&entry.type_id) {
+                continue; // registering a state twice is idempotent
+            }
+            if reg.states.iter().any(|s| s.name == entry.name) {
+                return Err(BuildError::DuplicateState {
+                    name: entry.name.to_owned(),
+                });
+            }
+            let idx = reg.states.len();
+            for name in entry.event_names {
+                if let Some(&other) = reg.events.get(name) {
+                    return Err(BuildError::DuplicateEvent {
+                        name: (*name).to_owned(),
+                        first: reg.states[other].name.to_owned(),
+                        second: entry.name.to_owned(),
+                    });
+                }
+                reg.events.insert(name, idx);
+            }
+            for (a, action) in entry.actions.iter().enumerate() {
+                if let Some(&(other, _)) = reg.actions.get(action.name) {
+                    return Err(BuildError::DuplicateAction {
+                        name: action.name.to_owned(),
+                        first: reg.states[other].name.to_owned(),
+                        second: entry.name.to_owned(),
+                    });
+                }
+                reg.actions.insert(action.name, (idx, a));
+            }
+            reg.by_type.insert(entry.type_id, idx);
+            reg.states.push(entry);
+        }
+        Ok(reg)
+    }
+
+    /// Whether state type `S` is registered.
+    pub fn has_state<S: State>(&self) -> bool {
+        self.by_type.contains_key(&TypeId::of::<S>())
+    }
+
+    /// The action registered under `name`.
+    pub fn action(&self, name: &str) -> Option<&ActionEntry> {
+        let &(s, a) = self.actions.get(name)?;
+        Some(&self.states[s].actions[a])
+    }
+
+    /// The name of the state that emits event `name`.
+    pub fn event_state(&self, name: &str) -> Option<&'static str> {
+        self.events.get(name).map(|&s| self.states[s].name)
+    }
+
+    pub(crate) fn state_entry(&self, name: &str) -> Option<&StateEntry> {
+        self.states.iter().find(|s| s.name == name)
+    }
+
+    /// The names of the registered states, in registration order.
+    pub fn state_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.states.iter().map(|s| s.name)
+    }
+
+    /// The names of every registered action.
+    pub fn action_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.states.iter().flat_map(|s| s.actions.iter().map(|a| a.name))
+    }
+
+    /// The catalog: every state, event and action with its JSON Schema.
+    pub fn catalog(&self) -> Catalog {
+        Catalog {
+            states: self
+                .states
+                .iter()
+                .map(|s| StateCatalog {
+                    name: s.name,
+                    schema: (s.schema)(),
+                    events: (s.events)()
+                        .into_iter()
+                        .map(|(name, schema)| EventCatalog {
+                            name,
+                            deprecated: s.deprecated.contains(&name),
+                            schema,
+                        })
+                        .collect(),
+                    actions: s
+                        .actions
+                        .iter()
+                        .map(|a| ActionCatalog {
+                            name: a.name,
+                            invariants: a.invariants,
+                            schema: a.schema(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The names and schemas of everything an app knows; serializes to JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Catalog {
+    /// The states.
+    pub states: Vec<StateCatalog>,
+}
+
+/// A state in the [`Catalog`].
+#[derive(Debug, Clone, Serialize)]
+pub struct StateCatalog {
+    /// The state's name.
+    pub name: &'static str,
+    /// The state's schema.
+    pub schema: Schema,
+    /// Its events.
+    pub events: Vec<EventCatalog>,
+    /// Its actions.
+    pub actions: Vec<ActionCatalog>,
+}
+
+/// An event in the [`Catalog`].
+#[derive(Debug, Clone, Serialize)]
+pub struct EventCatalog {
+    /// The event's name.
+    pub name: &'static str,
+    /// Whether a later `_vN` version supersedes it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deprecated: bool,
+    /// The payload schema.
+    pub schema: Schema,
+}
+
+/// An action in the [`Catalog`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionCatalog {
+    /// The action's name.
+    pub name: &'static str,
+    /// Its invariants' descriptions.
+    pub invariants: &'static [&'static str],
+    /// The payload schema.
+    pub schema: Schema,
+}

@@ -1,0 +1,18 @@
+//! The domain model: the traits the macros implement and the records the runtime moves around.
+//!
+//! * [`State`], [`Patch`] and [`Snapshot`]: what a stream folds into.
+//! * [`Event`], [`Emits`], [`Committed`] and [`EventMeta`]: what a stream is made of.
+//! * [`Action`], [`Handle`], [`Target`] and [`Actor`]: what writes to a stream.
+
+mod action;
+mod event;
+mod state;
+
+pub use action::{
+    Action, Actor, BoxError, Emit, Handle, Predicate, StateAndActor, StateOnly, Target,
+};
+pub use event::{
+    ActionCause, Causation, Committed, Data, Event, EventCause, EventId, EventMeta, Message,
+    SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version, is_marker,
+};
+pub use state::{Emits, EventOf, Patch, Snapshot, State};

@@ -1,0 +1,11 @@
+//! Ports: the contracts the runtime needs from the outside world. Adapters implement them
+//! (see [`crate::adapters`]); the conformance kit checks an adapter honours them.
+
+pub mod cache;
+pub mod store;
+
+pub use cache::{Cache, CacheEntry, CachedState};
+pub use store::{
+    Lease, Query, Store, StreamFilter, StreamMatch, StreamPosition, Subscribed, Subscription,
+    TruncateTarget, Truncated,
+};

@@ -1,0 +1,200 @@
+//! Reactions in the registry: type-erased entries and the build-time classification.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::reaction::{BoxFuture, Reaction, ReactionError, ReactionOptions, Resolved, Resolver};
+use super::scope::Scope;
+use crate::error::BuildError;
+use crate::model::Committed;
+use crate::ports::Subscription;
+
+type ResolveFn = fn(&Committed) -> Result<Option<Resolved>, serde_json::Error>;
+
+trait ErasedHandler: Send + Sync {
+    fn handle<'a>(
+        &'a self,
+        event: &'a Committed,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<(), ReactionError>>;
+}
+
+struct Typed<R>(R);
+
+impl<R: Reaction> ErasedHandler for Typed<R> {
+    fn handle<'a>(
+        &'a self,
+        event: &'a Committed,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<(), ReactionError>> {
+        Box::pin(async move {
+            let typed = event
+                .typed::<R::Event>()
+                .map_err(ReactionError::fatal)?
+                .ok_or_else(|| {
+                    ReactionError::fatal(format!(
+                        "event `{}` is not one of `{}`'s events",
+                        event.name,
+                        R::NAME
+                    ))
+                })?;
+            self.0.handle(&typed, scope).await
+        })
+    }
+}
+
+/// The registry entry of one reaction.
+#[derive(Clone)]
+pub struct ReactionEntry {
+    pub(crate) name: &'static str,
+    pub(crate) event: &'static str,
+    pub(crate) resolver: Resolver,
+    pub(crate) options: ReactionOptions,
+    resolve: ResolveFn,
+    handler: Arc<dyn ErasedHandler>,
+}
+
+impl std::fmt::Debug for ReactionEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactionEntry")
+            .field("name", &self.name)
+            .field("event", &self.event)
+            .field("resolver", &self.resolver)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl ReactionEntry {
+    /// The entry of reaction `R`.
+    pub fn of<R: Reaction>(reaction: R) -> Self {
+        fn resolve<R: Reaction>(e: &Committed) -> Result<Option<Resolved>, serde_json::Error> {
+            match R::RESOLVER {
+                Resolver::Static(t) => Ok(Some(Resolved::to(t))),
+                Resolver::SameStream => Ok(Some(Resolved::to(&e.stream).from_stream(&e.stream))),
+                Resolver::Void => Ok(None),
+                Resolver::Dynamic => Ok(e.typed::<R::Event>()?.and_then(|t| R::resolve(&t))),
+            }
+        }
+        Self {
+            name: R::NAME,
+            event: R::EVENT,
+            resolver: R::RESOLVER,
+            options: R::OPTIONS,
+            resolve: resolve::<R>,
+            handler: Arc::new(Typed(reaction)),
+        }
+    }
+
+    /// The reaction's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The event it reacts to.
+    pub fn event(&self) -> &'static str {
+        self.event
+    }
+
+    /// How its target is found.
+    pub fn resolver(&self) -> Resolver {
+        self.resolver
+    }
+
+    /// Its options.
+    pub fn options(&self) -> ReactionOptions {
+        self.options
+    }
+
+    /// Where `event` goes (a bad payload resolves nowhere and is logged).
+    pub(crate) fn resolve(&self, event: &Committed) -> Option<Resolved> {
+        match (self.resolve)(event) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(reaction = self.name, id = event.id, error = %e, "event does not decode; not routed");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn handle<'a>(
+        &'a self,
+        event: &'a Committed,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<(), ReactionError>> {
+        self.handler.handle(event, scope)
+    }
+}
+
+/// The reactions of an app, by event, with the build-time classification.
+#[derive(Debug, Default)]
+pub struct Reactions {
+    pub(crate) entries: Vec<ReactionEntry>,
+    by_event: HashMap<&'static str, Vec<usize>>,
+    /// Static literal targets, subscribed once at start.
+    pub(crate) static_targets: Vec<Subscription>,
+    /// Whether any reaction has a dynamic resolver (else correlate never scans).
+    pub(crate) has_dynamic: bool,
+    /// Event names with at least one dynamic reaction (what correlate scans for).
+    pub(crate) dynamic_events: Vec<&'static str>,
+}
+
+impl Reactions {
+    pub(crate) fn build(
+        entries: Vec<ReactionEntry>,
+        known_event: impl Fn(&str) -> bool,
+    ) -> Result<Self, BuildError> {
+        let mut r = Reactions::default();
+        for entry in entries {
+            if !known_event(entry.event) {
+                return Err(BuildError::UnknownEvent {
+                    reaction: entry.name.to_owned(),
+                    event: entry.event.to_owned(),
+                });
+            }
+            let list = r.by_event.entry(entry.event).or_default();
+            if list.iter().any(|&i| r.entries[i].name == entry.name) {
+                return Err(BuildError::DuplicateReaction {
+                    name: entry.name.to_owned(),
+                    event: entry.event.to_owned(),
+                });
+            }
+            list.push(r.entries.len());
+            match entry.resolver {
+                Resolver::Static(t) => {
+                    if !r.static_targets.iter().any(|s| s.stream == t) {
+                        r.static_targets.push(Subscription::new(t));
+                    }
+                }
+                Resolver::Dynamic => {
+                    r.has_dynamic = true;
+                    if !r.dynamic_events.contains(&entry.event) {
+                        r.dynamic_events.push(entry.event);
+                    }
+                }
+                Resolver::SameStream | Resolver::Void => {}
+            }
+            r.entries.push(entry);
+        }
+        Ok(r)
+    }
+
+    /// The reactions to event `name`.
+    pub(crate) fn on(&self, name: &str) -> impl Iterator<Item = &ReactionEntry> {
+        self.by_event
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.entries[i])
+    }
+
+    /// Whether there are no reactions.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every reaction entry.
+    pub fn iter(&self) -> impl Iterator<Item = &ReactionEntry> {
+        self.entries.iter()
+    }
+}

@@ -1,0 +1,92 @@
+//! The app as a reaction sees it.
+
+use crate::app::{Act, Executed, LoadOptions};
+use crate::error::ActError;
+use crate::model::{Committed, EventCause, Handle, Snapshot, Target};
+use crate::model::Emits;
+use crate::ports::Query;
+
+/// The app inside a reaction: actions executed here carry the triggering event as their
+/// causation, keep its correlation id, and commit without the optimistic guard (unless the
+/// target pins a version).
+#[derive(Clone)]
+pub struct Scope {
+    app: Act,
+    correlation: String,
+    event: EventCause,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("correlation", &self.correlation)
+            .field("event", &self.event)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scope {
+    pub(crate) fn new(app: Act, event: &Committed) -> Self {
+        Self {
+            app,
+            correlation: event.meta.correlation.clone(),
+            event: EventCause {
+                id: event.id,
+                name: event.name.clone(),
+                stream: event.stream.clone(),
+            },
+        }
+    }
+
+    /// The correlation id of the triggering event.
+    pub fn correlation(&self) -> &str {
+        &self.correlation
+    }
+
+    /// The triggering event.
+    pub fn event(&self) -> &EventCause {
+        &self.event
+    }
+
+    /// Executes an action caused by the triggering event.
+    pub async fn execute<A: Handle>(
+        &self,
+        action: A,
+        target: Target,
+    ) -> Result<Executed<A::State>, ActError> {
+        self.app
+            .execute_caused(
+                action,
+                target,
+                crate::app::Cause {
+                    correlation: Some(self.correlation.clone()),
+                    event: Some(self.event.clone()),
+                },
+            )
+            .await
+    }
+
+    /// Loads a state.
+    pub async fn load<S: Emits>(&self, stream: &str) -> Result<Snapshot<S>, ActError> {
+        self.app.load::<S>(stream).await
+    }
+
+    /// Loads a state as of a point in time.
+    pub async fn load_with<S: Emits>(
+        &self,
+        stream: &str,
+        options: &LoadOptions,
+    ) -> Result<Snapshot<S>, ActError> {
+        self.app.load_with::<S>(stream, options).await
+    }
+
+    /// Queries events.
+    pub async fn query(&self, query: &Query) -> Result<Vec<Committed>, ActError> {
+        self.app.query(query).await
+    }
+
+    /// The whole app (actions run through it directly carry no causation).
+    pub fn app(&self) -> &Act {
+        &self.app
+    }
+}

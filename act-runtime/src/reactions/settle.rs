@@ -1,0 +1,99 @@
+//! Settle: the production loop — debounce, then correlate → drain until nothing moves.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::drain::{DrainOptions, DrainSummary};
+use crate::app::{Act, Lifecycle};
+use crate::error::ActError;
+
+/// How [`Act::settle`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettleOptions {
+    /// Wait this long after the last wake-up before running (coalesces bursts of commits).
+    pub debounce: Duration,
+    /// Events scanned per correlate pass.
+    pub correlate_limit: usize,
+    /// Stop after this many passes even if work remains (`usize::MAX`: until done).
+    pub max_passes: usize,
+    /// Each drain pass's limits.
+    pub drain: DrainOptions,
+}
+
+impl Default for SettleOptions {
+    fn default() -> Self {
+        Self {
+            debounce: Duration::from_millis(10),
+            correlate_limit: 100,
+            max_passes: usize::MAX,
+            drain: DrainOptions::default(),
+        }
+    }
+}
+
+impl Act {
+    /// Starts settling in the background and returns at once: after the debounce, runs
+    /// correlate → drain until a pass makes no progress, then emits
+    /// [`Lifecycle::Settled`] with the accumulated summary. A call while a settle is running
+    /// is not lost: the running settle goes round again.
+    pub fn settle(&self) {
+        self.settle_with(SettleOptions::default());
+    }
+
+    /// [`Act::settle`] with options.
+    pub fn settle_with(&self, options: SettleOptions) {
+        let pipeline = &self.inner.pipeline;
+        if self.check_live().is_err() {
+            return;
+        }
+        pipeline.rearm.store(true, Ordering::SeqCst);
+        if pipeline.settling.swap(true, Ordering::SeqCst) {
+            return; // the running loop will see the re-arm
+        }
+        let app = self.clone();
+        let handle = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(options.debounce).await;
+                app.inner.pipeline.rearm.store(false, Ordering::SeqCst);
+                match app.settle_now(options).await {
+                    Ok(summary) => app.emit(&Lifecycle::Settled(&summary)),
+                    Err(ActError::ShutDown) => {}
+                    Err(e) => tracing::error!(error = %e, "settle failed"),
+                }
+                let p = &app.inner.pipeline;
+                if p.rearm.load(Ordering::SeqCst) && app.check_live().is_ok() {
+                    continue;
+                }
+                p.settling.store(false, Ordering::SeqCst);
+                // a wake-up between the check and the store would be lost: look again
+                if p.rearm.load(Ordering::SeqCst)
+                    && app.check_live().is_ok()
+                    && !p.settling.swap(true, Ordering::SeqCst)
+                {
+                    continue;
+                }
+                break;
+            }
+        });
+        *pipeline.settle_task.lock() = Some(handle);
+    }
+
+    /// Runs correlate → drain passes until one makes no progress (or `max_passes`), and
+    /// returns everything they did. What [`Act::settle`] runs in the background.
+    pub async fn settle_now(&self, options: SettleOptions) -> Result<DrainSummary, ActError> {
+        let mut total = DrainSummary::default();
+        let mut passes = 0;
+        while passes < options.max_passes {
+            passes += 1;
+            let before = self.inner.pipeline.checkpoint();
+            let c = self.correlate(options.correlate_limit).await?;
+            let d = self.drain(options.drain).await?;
+            let progressed = c.subscribed > 0 || c.last_id != before || d.progressed();
+            total.absorb(d);
+            if !progressed {
+                break;
+            }
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,172 @@
+//! The benchmark: the workloads of the original's `bench.mjs`, on our stores, one JSON line
+//! per run with the same field names, so both can be compared in one sitting.
+//!
+//! `cargo run --release --example bench -- <store> <workload>`
+//!
+//! * store: `memory`
+//! * workload: `commit` (N sequential actions over S streams), `concurrent` (the same with
+//!   C in flight), `load` (cold then warm load of one N-event stream), `fill` (N actions,
+//!   then the process's resident memory)
+//!
+//! Env: `N` (default 20000), `S` (100), `C` (32).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use act::prelude::*;
+use serde_json::{Value, json};
+
+#[state(name = "Counter", actions(Increment))]
+#[derive(Debug, Clone, Default)]
+pub struct Counter {
+    pub count: i64,
+}
+
+#[emits(Counter)]
+#[derive(Debug, Clone)]
+pub enum CounterEvent {
+    Incremented { amount: i64 },
+}
+
+impl Patch<CounterEvent> for Counter {
+    fn patch(&mut self, event: &CounterEvent) {
+        match event {
+            CounterEvent::Incremented { amount } => self.count += amount,
+        }
+    }
+}
+
+#[action(Counter)]
+pub struct Increment {
+    pub by: i64,
+}
+
+impl Handle for Increment {
+    fn handle(&self, _: &Counter, _: &Target) -> Emit<CounterEvent> {
+        Ok(vec![CounterEvent::Incremented { amount: self.by }])
+    }
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0)
+}
+
+fn report(store: &str, workload: &str, extra: Value) {
+    let mut line = json!({ "impl": "act-rs", "store": store, "workload": workload });
+    if let (Some(obj), Value::Object(more)) = (line.as_object_mut(), extra) {
+        obj.extend(more);
+        obj.insert("rss_mb".into(), json!(rss_mb()));
+    }
+    println!("{line}");
+}
+
+fn build(store: &str) -> Result<Act, Box<dyn std::error::Error>> {
+    let builder = act().with_state::<Counter>();
+    match store {
+        "memory" => Ok(builder.build()?),
+        other => Err(format!("unknown store `{other}` (expected: memory)").into()),
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let store = args.first().map(String::as_str).unwrap_or("memory");
+    let workload = args.get(1).map(String::as_str).unwrap_or("commit");
+    let n = env("N", 20_000);
+    let s = env("S", 100);
+    let c = env("C", 32);
+    let actor = Actor::new("1", "bench");
+    let app = build(store)?;
+
+    match workload {
+        "commit" | "fill" => {
+            let t0 = Instant::now();
+            for i in 0..n {
+                let target = Target::new(format!("c-{}", i % s), actor.clone());
+                app.execute(Increment { by: 1 }, target).await?;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            report(
+                store,
+                workload,
+                json!({ "n": n, "streams": s, "seconds": round3(secs), "ops_per_s": (n as f64 / secs).round() }),
+            );
+        }
+        "concurrent" => {
+            let next = Arc::new(AtomicUsize::new(0));
+            let t0 = Instant::now();
+            let workers: Vec<_> = (0..c)
+                .map(|_| {
+                    let (app, next, actor) = (app.clone(), next.clone(), actor.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= n {
+                                return Ok::<_, ActError>(());
+                            }
+                            let target = Target::new(format!("c-{}", i % s), actor.clone());
+                            app.execute(Increment { by: 1 }, target).await?;
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.await??;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            report(
+                store,
+                workload,
+                json!({ "n": n, "streams": s, "concurrency": c, "seconds": round3(secs), "ops_per_s": (n as f64 / secs).round() }),
+            );
+        }
+        "load" => {
+            for _ in 0..n {
+                app.execute(Increment { by: 1 }, Target::new("big", actor.clone()))
+                    .await?;
+            }
+            app.cache().clear().await?;
+            let t0 = Instant::now();
+            let cold = app.load::<Counter>("big").await?;
+            let cold_s = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let warm = app.load::<Counter>("big").await?;
+            let warm_s = t1.elapsed().as_secs_f64();
+            if cold.state.count != n as i64 || warm.state.count != n as i64 {
+                return Err(format!("wrong state {}", cold.state.count).into());
+            }
+            report(
+                store,
+                workload,
+                json!({
+                    "n": n,
+                    "cold_ms": (cold_s * 1e5).round() / 100.0,
+                    "warm_ms": (warm_s * 1e6).round() / 1000.0,
+                    "cold_events_per_s": (n as f64 / cold_s).round(),
+                }),
+            );
+        }
+        other => return Err(format!("unknown workload `{other}`").into()),
+    }
+    app.shutdown().await?;
+    Ok(())
+}

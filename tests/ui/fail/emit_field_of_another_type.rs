@@ -1,0 +1,21 @@
+// `emit = Event::Variant` builds the event from the action's fields, checked field by field.
+use act_runtime::prelude::*;
+
+#[state(actions(AddItem))]
+#[derive(Debug, Clone, Default)]
+pub struct Cart { pub items: Vec<String> }
+
+#[emits(Cart)]
+#[derive(Debug, Clone)]
+pub enum CartEvent { ItemAdded { sku: String, qty: u32 } }
+
+impl Patch<CartEvent> for Cart {
+    fn patch(&mut self, event: &CartEvent) {
+        match event { CartEvent::ItemAdded { sku, .. } => self.items.push(sku.clone()) }
+    }
+}
+
+#[action(Cart, emit = CartEvent::ItemAdded)]
+pub struct AddItem { pub sku: String, pub qty: i64, pub note: String }
+
+fn main() {}

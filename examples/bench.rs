@@ -5,10 +5,13 @@
 //!
 //! * store: `memory`
 //! * workload: `commit` (N sequential actions over S streams), `concurrent` (the same with
-//!   C in flight), `load` (cold then warm load of one N-event stream), `fill` (N actions,
-//!   then the process's resident memory)
+//!   C in flight), `load` (cold then warm load of one N-event stream), `reactions` (N
+//!   events, each routed by a dynamic resolver to `audit-<stream>` where the reaction runs
+//!   an action; correlate + drain until all are handled), `fill` (N actions, then the
+//!   process's resident memory)
 //!
-//! Env: `N` (default 20000), `S` (100), `C` (32).
+//! Env: `N` (default 20000), `S` (100), `C` (32), `RUNTIME` (`current`: one thread, like
+//! the original's event loop — the default; `multi`: tokio's multi-threaded scheduler).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +38,50 @@ impl Patch<CounterEvent> for Counter {
             CounterEvent::Incremented { amount } => self.count += amount,
         }
     }
+}
+
+#[state(name = "Audit", actions(Log))]
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    pub entries: u64,
+}
+
+#[emits(Audit)]
+#[derive(Debug, Clone)]
+pub enum AuditEvent {
+    Logged { message: String },
+}
+
+impl Patch<AuditEvent> for Audit {
+    fn patch(&mut self, event: &AuditEvent) {
+        match event {
+            AuditEvent::Logged { .. } => self.entries += 1,
+        }
+    }
+}
+
+#[action(Audit, emit = AuditEvent::Logged)]
+pub struct Log {
+    pub message: String,
+}
+
+fn audit_target(e: &Committed<CounterEvent>) -> Resolved {
+    Resolved::to(format!("audit-{}", e.stream)).from_stream(&e.stream)
+}
+
+/// The original's reaction: every increment is logged on `audit-<stream>`.
+#[reaction(on = CounterEvent::Incremented, to = audit_target)]
+async fn audit(e: &Committed<CounterEvent>, app: &Scope) -> Result<(), ReactionError> {
+    let CounterEvent::Incremented { amount } = e.data;
+    let target = Target::new(format!("audit-{}", e.stream), Actor::new("1", "bench"));
+    app.execute(
+        Log {
+            message: format!("inc {amount}"),
+        },
+        target,
+    )
+    .await?;
+    Ok(())
 }
 
 #[action(Counter)]
@@ -65,8 +112,12 @@ fn rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
+static RUNTIME_FLAVOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 fn report(store: &str, workload: &str, extra: Value) {
-    let mut line = json!({ "impl": "act-rs", "store": store, "workload": workload });
+    let runtime = RUNTIME_FLAVOR.get().copied().unwrap_or("current");
+    let mut line =
+        json!({ "impl": "act-rs", "store": store, "workload": workload, "runtime": runtime });
     if let (Some(obj), Value::Object(more)) = (line.as_object_mut(), extra) {
         obj.extend(more);
         obj.insert("rss_mb".into(), json!(rss_mb()));
@@ -75,7 +126,10 @@ fn report(store: &str, workload: &str, extra: Value) {
 }
 
 fn build(store: &str) -> Result<Act, Box<dyn std::error::Error>> {
-    let builder = act().with_state::<Counter>();
+    let builder = act()
+        .with_state::<Counter>()
+        .with_state::<Audit>()
+        .with_reaction(audit);
     match store {
         "memory" => Ok(builder.build()?),
         other => Err(format!("unknown store `{other}` (expected: memory)").into()),
@@ -86,8 +140,24 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // One thread by default, like the original's event loop; RUNTIME=multi for tokio's
+    // multi-threaded scheduler.
+    let multi = std::env::var("RUNTIME").is_ok_and(|r| r == "multi");
+    let runtime = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run(if multi { "multi" } else { "current" }))
+}
+
+async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
+    RUNTIME_FLAVOR.set(flavor).ok();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let store = args.first().map(String::as_str).unwrap_or("memory");
     let workload = args.get(1).map(String::as_str).unwrap_or("commit");
@@ -163,6 +233,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "warm_ms": (warm_s * 1e6).round() / 1000.0,
                     "cold_events_per_s": (n as f64 / cold_s).round(),
                 }),
+            );
+        }
+        "reactions" => {
+            for i in 0..n {
+                let target = Target::new(format!("c-{}", i % s), actor.clone());
+                app.execute(Increment { by: 1 }, target).await?;
+            }
+            let stream_limit = env("STREAM_LIMIT", 100);
+            let options = DrainOptions {
+                stream_limit,
+                event_limit: 1000,
+                lease: std::time::Duration::from_secs(60),
+            };
+            let t0 = Instant::now();
+            let mut stalls = 0;
+            let mut last = -2;
+            while stalls < 5 {
+                let c = app.correlate(1000).await?;
+                let d = app.drain(options).await?;
+                let progress = c.subscribed > 0 || d.handled > 0 || c.last_id != last;
+                last = c.last_id;
+                stalls = if progress { 0 } else { stalls + 1 };
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let logged = app.query(&Query::all().names(["Logged"])).await?.len();
+            if logged != n {
+                return Err(format!("reactions handled {logged} of {n}").into());
+            }
+            report(
+                store,
+                workload,
+                json!({ "n": n, "streams": s, "seconds": round3(secs), "reactions_per_s": (n as f64 / secs).round() }),
             );
         }
         other => return Err(format!("unknown workload `{other}`").into()),

@@ -80,13 +80,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let target = || Target::new("Cart-123", Actor::new("u-7", "Grace"));
 
     for (sku, qty) in [("A123", 2), ("B456", 1), ("C789", 4), ("D012", 1)] {
-        app.execute(AddItem { sku: sku.into(), qty }, target()).await?;
+        app.execute(
+            AddItem {
+                sku: sku.into(),
+                qty,
+            },
+            target(),
+        )
+        .await?;
     }
-    app.execute(RemoveItem { sku: "B456".into() }, target()).await?;
-    app.execute(AddItem { sku: "E345".into(), qty: 3 }, target()).await?;
+    app.execute(RemoveItem { sku: "B456".into() }, target())
+        .await?;
+    app.execute(
+        AddItem {
+            sku: "E345".into(),
+            qty: 3,
+        },
+        target(),
+    )
+    .await?;
     app.execute(CheckOut, target()).await?;
 
-    match app.execute(AddItem { sku: "late".into(), qty: 1 }, target()).await {
+    match app
+        .execute(
+            AddItem {
+                sku: "late".into(),
+                qty: 1,
+            },
+            target(),
+        )
+        .await
+    {
         Err(ActError::Invariant(e)) => println!("after checkout: {e}"),
         other => return Err(format!("expected an invariant error, got {other:?}").into()),
     }

@@ -102,9 +102,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stream = "todos-ada";
     let target = || Target::new(stream, ada.clone());
 
-    app.execute(RenameList { title: "Groceries".into() }, target()).await?;
-    app.execute(AddTodo { text: "milk".into() }, target()).await?;
-    app.execute(AddTodo { text: "bread".into() }, target()).await?;
+    app.execute(
+        RenameList {
+            title: "Groceries".into(),
+        },
+        target(),
+    )
+    .await?;
+    app.execute(
+        AddTodo {
+            text: "milk".into(),
+        },
+        target(),
+    )
+    .await?;
+    app.execute(
+        AddTodo {
+            text: "bread".into(),
+        },
+        target(),
+    )
+    .await?;
     app.execute(CompleteTodo { id: 1 }, target()).await?;
 
     // The JSON entry point validates against the action's schema before anything runs.
@@ -121,7 +139,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\nevents of {stream}:");
     println!("{:>4} {:>4}  {:<14} data", "id", "ver", "name");
     for e in app.query(&Query::stream(stream)).await? {
-        println!("{:>4} {:>4}  {:<14} {}", e.id, e.version, e.name, e.data.get());
+        println!(
+            "{:>4} {:>4}  {:<14} {}",
+            e.id,
+            e.version,
+            e.name,
+            e.data.get()
+        );
     }
 
     let snap = app.load::<TodoList>(stream).await?;
@@ -129,7 +153,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nstate of {stream} at version {} ({} events, cache hit: {}):",
         snap.version, snap.patches, snap.cache_hit
     );
-    println!("{}", serde_json::to_string_pretty(&serde_json::to_value(&snap.state)?)?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::to_value(&snap.state)?)?
+    );
     app.shutdown().await?;
     Ok(())
 }

@@ -55,14 +55,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     for (cart, total, timestamp) in checkouts {
         let target = Target::new(cart, cashier.clone());
-        app.execute(CheckOut { total, timestamp: timestamp.into() }, target).await?;
+        app.execute(
+            CheckOut {
+                total,
+                timestamp: timestamp.into(),
+            },
+            target,
+        )
+        .await?;
     }
 
     // The projection: one pass over the committed CheckedOut events of every stream.
     let mut by_day: BTreeMap<String, Day> = BTreeMap::new();
     let mut bad = None;
-    app.query_with(&Query::all().names(["CheckedOut"]), |e| {
-        match e.typed::<RegisterEvent>() {
+    app.query_with(
+        &Query::all().names(["CheckedOut"]),
+        |e| match e.typed::<RegisterEvent>() {
             Ok(Some(e)) => {
                 let RegisterEvent::CheckedOut { total, timestamp } = e.data;
                 let day = by_day.entry(timestamp[..10].to_owned()).or_default();
@@ -71,8 +79,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             Ok(None) => {}
             Err(err) => bad = Some(err),
-        }
-    })
+        },
+    )
     .await?;
     if let Some(err) = bad {
         return Err(err.into());

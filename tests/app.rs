@@ -59,8 +59,15 @@ async fn execute_commits_typed_events_with_versions_and_meta() {
     assert_eq!(cause.name, "AddItem");
     assert_eq!(cause.stream, "cart-1");
     assert!(e.meta.causation.event.is_none());
-    assert!(e.meta.correlation.starts_with("cart-addi-"), "{}", e.meta.correlation);
-    assert_eq!(out.records[0].data_as::<serde_json::Value>().unwrap(), json!({"sku": "A1", "qty": 2}));
+    assert!(
+        e.meta.correlation.starts_with("cart-addi-"),
+        "{}",
+        e.meta.correlation
+    );
+    assert_eq!(
+        out.records[0].data_as::<serde_json::Value>().unwrap(),
+        json!({"sku": "A1", "qty": 2})
+    );
 
     let out = app.execute(add("B2", 1), target("cart-1")).await.unwrap();
     assert_eq!(out.snapshot.version, 1);
@@ -248,10 +255,7 @@ fn racy_app(races: usize) -> (Act, Arc<RacyStore>) {
 #[tokio::test]
 async fn a_lost_race_is_retried_on_the_new_state() {
     let (app, store) = racy_app(2);
-    let out = app
-        .execute(Increment { by: 1 }, target("n"))
-        .await
-        .unwrap();
+    let out = app.execute(Increment { by: 1 }, target("n")).await.unwrap();
     // two interlopers won, then our retry committed on top of them
     assert_eq!(out.snapshot.version, 2);
     assert_eq!(out.snapshot.state.count, 3);
@@ -292,11 +296,20 @@ async fn snapshots_are_taken_by_the_predicate_and_cold_loads_start_there() {
     }
     let snaps = app
         // `after(0)` is a real bound: it reads past the latest snapshot's floor
-        .query(&Query::stream("c").names(["__snapshot__"]).with_snaps().after(0))
+        .query(
+            &Query::stream("c")
+                .names(["__snapshot__"])
+                .with_snaps()
+                .after(0),
+        )
         .await
         .unwrap();
     assert_eq!(snaps.len(), 2, "a snapshot after every 3 patches");
-    assert_eq!(count(&app, Query::stream("c")).await, 7, "snapshots are hidden by default");
+    assert_eq!(
+        count(&app, Query::stream("c")).await,
+        7,
+        "snapshots are hidden by default"
+    );
     app.cache().clear().await.unwrap();
     let cold = app.load::<Cart>("c").await.unwrap();
     assert_eq!(cold.state.items.len(), 7);
@@ -333,7 +346,8 @@ async fn time_travel_bypasses_cache_and_snapshots() {
     let by_time = app
         .load_with::<Cart>(
             "c",
-            &LoadOptions::default().created_before(all[0].created + chrono::Duration::microseconds(1)),
+            &LoadOptions::default()
+                .created_before(all[0].created + chrono::Duration::microseconds(1)),
         )
         .await
         .unwrap();
@@ -361,25 +375,45 @@ async fn execute_json_validates_against_the_schema_and_commits_nothing_on_bad_in
         .execute_json("AddItem", t(), json!({"sku": "A"}))
         .await
         .unwrap_err();
-    assert!(matches!(&missing, ActError::Validation(v) if v.to_string().contains("qty")), "{missing}");
+    assert!(
+        matches!(&missing, ActError::Validation(v) if v.to_string().contains("qty")),
+        "{missing}"
+    );
     let unknown_field = app
-        .execute_json("AddItem", t(), json!({"sku": "A", "qty": 1, "color": "red"}))
+        .execute_json(
+            "AddItem",
+            t(),
+            json!({"sku": "A", "qty": 1, "color": "red"}),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&unknown_field, ActError::Validation(v) if v.to_string().contains("color")), "{unknown_field}");
+    assert!(
+        matches!(&unknown_field, ActError::Validation(v) if v.to_string().contains("color")),
+        "{unknown_field}"
+    );
     let negative = app
         .execute_json("AddItem", t(), json!({"sku": "A", "qty": -1}))
         .await
         .unwrap_err();
-    assert!(matches!(&negative, ActError::Validation(v) if v.paths().any(|p| p == "/qty")), "{negative}");
-    let not_object = app.execute_json("AddItem", t(), json!([1, 2])).await.unwrap_err();
+    assert!(
+        matches!(&negative, ActError::Validation(v) if v.paths().any(|p| p == "/qty")),
+        "{negative}"
+    );
+    let not_object = app
+        .execute_json("AddItem", t(), json!([1, 2]))
+        .await
+        .unwrap_err();
     assert!(matches!(not_object, ActError::Validation(_)));
     let unknown = app
         .execute_json("Teleport", t(), json!({}))
         .await
         .unwrap_err();
     assert!(matches!(&unknown, ActError::UnknownAction(n) if n == "Teleport"));
-    assert_eq!(count(&app, Query::all().with_snaps()).await, 0, "nothing committed");
+    assert_eq!(
+        count(&app, Query::all().with_snaps()).await,
+        0,
+        "nothing committed"
+    );
 
     let ok = app
         .execute_json("AddItem", t(), json!({"sku": "A", "qty": 3}))
@@ -388,7 +422,10 @@ async fn execute_json_validates_against_the_schema_and_commits_nothing_on_bad_in
     assert_eq!(ok.state, json!({"items": [["A", 3]], "checked_out": false}));
     assert_eq!(ok.events[0].name, "ItemAdded");
     assert_eq!(app.load_json("Cart", "c").await.unwrap()["items"][0][1], 3);
-    assert!(matches!(app.load_json("Nope", "c").await, Err(ActError::UnknownState(_))));
+    assert!(matches!(
+        app.load_json("Nope", "c").await,
+        Err(ActError::UnknownState(_))
+    ));
 }
 
 #[tokio::test]
@@ -396,8 +433,14 @@ async fn bad_stream_names_are_rejected_before_anything_runs() {
     let app = cart_app();
     for bad in ["", "a\0b", "line\nbreak", &"x".repeat(2000)] {
         let err = app.execute(add("A", 1), target(bad)).await.unwrap_err();
-        assert!(matches!(&err, ActError::Validation(v) if v.target == "stream"), "{err}");
-        assert!(matches!(app.load::<Cart>(bad).await, Err(ActError::Validation(_))));
+        assert!(
+            matches!(&err, ActError::Validation(v) if v.target == "stream"),
+            "{err}"
+        );
+        assert!(matches!(
+            app.load::<Cart>(bad).await,
+            Err(ActError::Validation(_))
+        ));
     }
     assert_eq!(count(&app, Query::all()).await, 0);
 }
@@ -408,15 +451,31 @@ async fn the_catalog_lists_states_events_and_actions_with_schemas() {
     let catalog = serde_json::to_value(app.catalog()).unwrap();
     let cart = &catalog["states"][0];
     assert_eq!(cart["name"], "Cart");
-    let events: Vec<_> = cart["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let events: Vec<_> = cart["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(events, ["ItemAdded", "ItemRemoved", "CheckedOut"]);
-    let actions: Vec<_> = cart["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let actions: Vec<_> = cart["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["AddItem", "RemoveItem", "CheckOut"]);
     let add = &cart["actions"][0];
     assert_eq!(add["invariants"], json!(["cart is checked out"]));
     assert_eq!(add["schema"]["properties"]["qty"]["type"], "integer");
-    assert_eq!(cart["events"][0]["schema"]["properties"]["sku"]["type"], "string");
-    assert_eq!(cart["schema"]["properties"]["checked_out"]["type"], "boolean");
+    assert_eq!(
+        cart["events"][0]["schema"]["properties"]["sku"]["type"],
+        "string"
+    );
+    assert_eq!(
+        cart["schema"]["properties"]["checked_out"]["type"],
+        "boolean"
+    );
 }
 
 #[test]
@@ -439,7 +498,13 @@ fn build_refuses_two_states_claiming_one_event_name() {
         "event `CheckedOut` is emitted by both `Cart` and `Till`"
     );
     // registering one state twice is harmless
-    assert!(act().with_state::<Cart>().with_state::<Cart>().build().is_ok());
+    assert!(
+        act()
+            .with_state::<Cart>()
+            .with_state::<Cart>()
+            .build()
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -479,7 +544,10 @@ async fn a_closed_stream_refuses_actions() {
         .unwrap();
     app.cache().invalidate("c").await.unwrap();
     let err = app.execute(add("B", 1), target("c")).await.unwrap_err();
-    assert!(matches!(&err, ActError::StreamClosed(e) if e.stream == "c"), "{err}");
+    assert!(
+        matches!(&err, ActError::StreamClosed(e) if e.stream == "c"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -503,9 +571,7 @@ async fn concurrent_actions_on_one_stream_all_land_in_order() {
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let app = app.clone();
-            tokio::spawn(async move {
-                app.execute(Increment { by: 1 }, target("hot")).await
-            })
+            tokio::spawn(async move { app.execute(Increment { by: 1 }, target("hot")).await })
         })
         .collect();
     let mut ok = 0;

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use act_runtime::app::Lifecycle;
-use act_runtime::reactions::{DrainSummary, Resolver};
 use act_runtime::prelude::*;
+use act_runtime::reactions::{DrainSummary, Resolver};
 use act_tests::actor;
 use act_tests::counter::{Counter, CounterEvent, Increment};
 use act_tests::ledger::{Ledger, LedgerEvent, Record};
@@ -71,7 +71,10 @@ fn ledger_app() -> Act {
 #[tokio::test]
 async fn a_static_reaction_handles_every_event_once_in_order_without_correlating() {
     let app = ledger_app();
-    assert_eq!(<to_ledger as Reaction>::RESOLVER, Resolver::Static("ledger"));
+    assert_eq!(
+        <to_ledger as Reaction>::RESOLVER,
+        Resolver::Static("ledger")
+    );
     for i in 0..5 {
         inc(&app, &format!("c-{}", i % 2)).await;
     }
@@ -114,7 +117,8 @@ async fn actions_run_by_reactions_carry_causation_and_correlation() {
 // ---- dynamic target ------------------------------------------------------------------
 
 fn audit_stream(e: &Committed<CounterEvent>) -> Option<Resolved> {
-    (!e.stream.starts_with("quiet")).then(|| Resolved::to(format!("audit-{}", e.stream)).from_stream(&e.stream))
+    (!e.stream.starts_with("quiet"))
+        .then(|| Resolved::to(format!("audit-{}", e.stream)).from_stream(&e.stream))
 }
 
 #[reaction(on = CounterEvent::Incremented, to = audit_stream)]
@@ -159,7 +163,11 @@ static SEEN_THIS: OnceLock<Mutex<Vec<(String, i64)>>> = OnceLock::new();
 
 #[reaction(on = LedgerEvent::Recorded, to = _this_)]
 async fn echo(e: &Committed<LedgerEvent>, _: &Scope) -> Result<(), ReactionError> {
-    SEEN_THIS.get_or_init(Default::default).lock().unwrap().push((e.stream.clone(), e.version));
+    SEEN_THIS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .push((e.stream.clone(), e.version));
     Ok(())
 }
 
@@ -190,7 +198,14 @@ async fn same_stream_reactions_drain_each_stream_and_void_ones_run_inline() {
     assert_eq!(s.handled, 3);
     let mut seen = SEEN_THIS.get().unwrap().lock().unwrap().clone();
     seen.sort();
-    assert_eq!(seen, [("x".to_string(), 0), ("x".to_string(), 1), ("y".to_string(), 0)]);
+    assert_eq!(
+        seen,
+        [
+            ("x".to_string(), 0),
+            ("x".to_string(), 1),
+            ("y".to_string(), 0)
+        ]
+    );
     for _ in 0..100 {
         if VOIDS.load(Ordering::SeqCst) == 3 {
             break;
@@ -286,7 +301,13 @@ async fn a_handler_that_always_fails_ends_blocked_and_unblock_lets_it_run_again(
     assert_eq!(blocked.load(Ordering::SeqCst), 1);
     let rows = app.blocked_streams().await.unwrap();
     assert_eq!(rows[0].stream, "poisoned");
-    assert!(rows[0].error.as_deref().unwrap().contains("downstream is down"));
+    assert!(
+        rows[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("downstream is down")
+    );
     // blocked streams are never claimed
     assert!(app.drain(opts()).await.unwrap().leased.is_empty());
     POISON_OK.store(1, Ordering::SeqCst);
@@ -355,7 +376,12 @@ async fn competing_drainers_never_share_a_stream() {
         .collect();
     for i in 0..200 {
         apps[i % 4]
-            .execute(Record { line: i.to_string() }, Target::new(format!("s{}", i % 8), actor()))
+            .execute(
+                Record {
+                    line: i.to_string(),
+                },
+                Target::new(format!("s{}", i % 8), actor()),
+            )
             .await
             .unwrap();
     }
@@ -366,7 +392,14 @@ async fn competing_drainers_never_share_a_stream() {
             tokio::spawn(async move {
                 let mut idle = 0;
                 while idle < 3 {
-                    let d = app.drain(DrainOptions { stream_limit: 3, event_limit: 5, lease: Duration::from_secs(5) }).await.unwrap();
+                    let d = app
+                        .drain(DrainOptions {
+                            stream_limit: 3,
+                            event_limit: 5,
+                            lease: Duration::from_secs(5),
+                        })
+                        .await
+                        .unwrap();
                     idle = if d.leased.is_empty() { idle + 1 } else { 0 };
                     tokio::task::yield_now().await;
                 }
@@ -376,11 +409,19 @@ async fn competing_drainers_never_share_a_stream() {
     for w in workers {
         w.await.unwrap();
     }
-    assert_eq!(OVERLAPS.load(Ordering::SeqCst), 0, "a stream was leased to two drainers at once");
+    assert_eq!(
+        OVERLAPS.load(Ordering::SeqCst),
+        0,
+        "a stream was leased to two drainers at once"
+    );
     let handled = HANDLED.get().unwrap().lock().unwrap();
     assert_eq!(handled.len(), 8);
     for (stream, versions) in handled.iter() {
-        assert_eq!(versions, &(0..25).collect::<Vec<i64>>(), "{stream} handled out of order or twice");
+        assert_eq!(
+            versions,
+            &(0..25).collect::<Vec<i64>>(),
+            "{stream} handled out of order or twice"
+        );
     }
 }
 
@@ -413,7 +454,11 @@ async fn settle_runs_in_the_background_and_emits_settled() {
 
 #[test]
 fn build_refuses_a_reaction_to_an_unregistered_event() {
-    let err = act().with_state::<Counter>().with_reaction(echo).build().unwrap_err();
+    let err = act()
+        .with_state::<Counter>()
+        .with_reaction(echo)
+        .build()
+        .unwrap_err();
     assert!(matches!(err, BuildError::UnknownEvent { .. }), "{err}");
     let err = act()
         .with_state::<Counter>()

@@ -86,10 +86,7 @@ fn temp_db() -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    std::env::temp_dir().join(format!(
-        "act-durability-{}-{nanos}.db",
-        std::process::id()
-    ))
+    std::env::temp_dir().join(format!("act-durability-{}-{nanos}.db", std::process::id()))
 }
 
 #[test]

@@ -67,7 +67,10 @@ impl Arg {
         match &self.value {
             Value::Expr(Expr::Lit(lit)) => match &lit.lit {
                 Lit::Str(s) => Ok(s.clone()),
-                other => Err(syn::Error::new_spanned(other, self.expected("a string literal"))),
+                other => Err(syn::Error::new_spanned(
+                    other,
+                    self.expected("a string literal"),
+                )),
             },
             _ => Err(self.unexpected("a string literal", "\"...\"")),
         }
@@ -98,7 +101,9 @@ impl Arg {
         match &self.value {
             Value::List(tokens) => {
                 let parser = Punctuated::<Path, Token![,]>::parse_terminated;
-                Ok(syn::parse::Parser::parse2(parser, tokens.clone())?.into_iter().collect())
+                Ok(syn::parse::Parser::parse2(parser, tokens.clone())?
+                    .into_iter()
+                    .collect())
             }
             _ => Err(self.unexpected("a list", "(A, B)")),
         }
@@ -122,7 +127,10 @@ impl Arg {
     fn unexpected(&self, what: &str, example: &str) -> syn::Error {
         let key = self.key.to_token_stream();
         let sep = if example.starts_with('(') { "" } else { " = " };
-        syn::Error::new(self.span(), format!("`{key}` expects {what}: `{key}{sep}{example}`"))
+        syn::Error::new(
+            self.span(),
+            format!("`{key}` expects {what}: `{key}{sep}{example}`"),
+        )
     }
 }
 
@@ -134,14 +142,17 @@ pub(crate) struct Args {
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let args = Punctuated::<Arg, Token![,]>::parse_terminated(input)?;
-        Ok(Args { args: args.into_iter().collect() })
+        Ok(Args {
+            args: args.into_iter().collect(),
+        })
     }
 }
 
 impl Args {
     /// Parses the arguments of `#[macro_name(...)]`, reporting a syntax error into `cx`.
     pub(crate) fn parse(cx: &mut Ctxt, tokens: TokenStream) -> Args {
-        cx.ok(syn::parse2(tokens)).unwrap_or(Args { args: Vec::new() })
+        cx.ok(syn::parse2(tokens))
+            .unwrap_or(Args { args: Vec::new() })
     }
 
     /// Removes and returns the first argument when it is a bare path (the state type in
@@ -169,7 +180,10 @@ impl Args {
         for arg in &self.args {
             match arg.name().filter(|n| keys.contains(&n.as_str())) {
                 Some(name) if seen.contains(&name) => {
-                    cx.error(arg.span(), format!("duplicate argument `{name}` of `#[{macro_name}]`"));
+                    cx.error(
+                        arg.span(),
+                        format!("duplicate argument `{name}` of `#[{macro_name}]`"),
+                    );
                 }
                 Some(name) => {
                     f(cx, &name, arg);
@@ -183,7 +197,11 @@ impl Args {
 
 /// The message of an unknown argument: names it and lists the valid ones.
 fn unknown(macro_name: &str, key: &Path, keys: &[&str]) -> String {
-    let list = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    let list = keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let key = key.to_token_stream().to_string().replace(' ', "");
     format!("unknown argument `{key}` of `#[{macro_name}]`; expected one of {list}")
 }
@@ -206,7 +224,10 @@ impl Parse for Given {
                  message of the invariant it checks",
             )
         })?;
-        Ok(Given { predicate, description })
+        Ok(Given {
+            predicate,
+            description,
+        })
     }
 }
 
@@ -214,7 +235,9 @@ impl Parse for Given {
 pub(crate) fn parse_given(attr: &syn::Attribute) -> syn::Result<Vec<Given>> {
     let list = attr.meta.require_list()?;
     let parser = Punctuated::<Given, Token![,]>::parse_terminated;
-    Ok(syn::parse::Parser::parse2(parser, list.tokens.clone())?.into_iter().collect())
+    Ok(syn::parse::Parser::parse2(parser, list.tokens.clone())?
+        .into_iter()
+        .collect())
 }
 
 #[cfg(test)]
@@ -226,21 +249,28 @@ mod tests {
         let mut cx = Ctxt::default();
         let args = Args::parse(&mut cx, args);
         let mut names = Vec::new();
-        args.read(&mut cx, "state", keys, |_, name, _| names.push(name.to_owned()));
+        args.read(&mut cx, "state", keys, |_, name, _| {
+            names.push(name.to_owned())
+        });
         (names, cx.messages())
     }
 
     #[test]
     fn reads_known_keys_including_crate() {
-        let (names, errors) =
-            read(quote::quote!(name = "Cart", actions(A, B), crate = ::act), &["name", "actions", "crate"]);
+        let (names, errors) = read(
+            quote::quote!(name = "Cart", actions(A, B), crate = ::act),
+            &["name", "actions", "crate"],
+        );
         assert_eq!(names, ["name", "actions", "crate"]);
         assert!(errors.is_empty(), "{errors:?}");
     }
 
     #[test]
     fn reports_unknown_and_duplicate_keys() {
-        let (_, errors) = read(quote::quote!(nme = "Cart", name = "A", name = "B"), &["name", "init"]);
+        let (_, errors) = read(
+            quote::quote!(nme = "Cart", name = "A", name = "B"),
+            &["name", "init"],
+        );
         assert_eq!(
             errors,
             [
@@ -262,21 +292,33 @@ mod tests {
     #[test]
     fn value_kinds_are_checked() {
         let arg: Arg = parse_quote!(name = Cart);
-        assert_eq!(arg.lit_str().unwrap_err().to_string(), "`name` expects a string literal: `name = \"...\"`");
+        assert_eq!(
+            arg.lit_str().unwrap_err().to_string(),
+            "`name` expects a string literal: `name = \"...\"`"
+        );
         let arg: Arg = parse_quote!(retries);
-        assert_eq!(arg.lit_int().unwrap_err().to_string(), "`retries` expects an integer: `retries = 3`");
+        assert_eq!(
+            arg.lit_int().unwrap_err().to_string(),
+            "`retries` expects an integer: `retries = 3`"
+        );
         let arg: Arg = parse_quote!(emit = CartEvent::ItemAdded);
         assert_eq!(arg.path().unwrap(), parse_quote!(CartEvent::ItemAdded));
     }
 
     #[test]
     fn parses_given_pairs() {
-        let attr: syn::Attribute = parse_quote!(#[given(is_open = "closed", rules::has_items = "empty")]);
+        let attr: syn::Attribute =
+            parse_quote!(#[given(is_open = "closed", rules::has_items = "empty")]);
         let given = parse_given(&attr).unwrap();
         assert_eq!(given.len(), 2);
         assert_eq!(given[1].predicate, parse_quote!(rules::has_items));
         assert_eq!(given[1].description.value(), "empty");
         let attr: syn::Attribute = parse_quote!(#[given(is_open)]);
-        assert!(parse_given(&attr).unwrap_err().to_string().starts_with("expected `predicate = \"description\"`"));
+        assert!(
+            parse_given(&attr)
+                .unwrap_err()
+                .to_string()
+                .starts_with("expected `predicate = \"description\"`")
+        );
     }
 }

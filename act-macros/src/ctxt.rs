@@ -34,7 +34,10 @@ impl Ctxt {
 
     /// The `compile_error!` invocations of every error reported.
     pub(crate) fn into_compile_errors(self) -> TokenStream {
-        self.errors.iter().map(syn::Error::to_compile_error).collect()
+        self.errors
+            .iter()
+            .map(syn::Error::to_compile_error)
+            .collect()
     }
 
     /// The messages reported, for unit tests.

@@ -109,7 +109,11 @@ mod tests {
         let found = UserDerives::of(&attrs);
         assert_eq!(
             found,
-            UserDerives { serialize: true, deserialize: false, json_schema: true }
+            UserDerives {
+                serialize: true,
+                deserialize: false,
+                json_schema: true
+            }
         );
     }
 

@@ -42,7 +42,7 @@ pub(crate) enum Shape {
     /// `CheckedOut`.
     Unit,
     /// `Deposited(Money)`: the payload type is the event's data.
-    Payload(Type),
+    Payload(Box<Type>),
     /// Anything else (reported); expanded like a unit so the rest still type-checks.
     Invalid,
 }
@@ -64,7 +64,11 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let def = parse(&mut cx, args, item);
     check(&mut cx, &def);
     let generic = !def.item.generics.params.is_empty() || def.item.generics.where_clause.is_some();
-    let out = if generic || def.state.is_none() { emit_enum(&def) } else { generate(&def) };
+    let out = if generic || def.state.is_none() {
+        emit_enum(&def)
+    } else {
+        generate(&def)
+    };
     let errors = cx.into_compile_errors();
     quote!(#out #errors)
 }
@@ -74,7 +78,10 @@ pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, item: ItemEnum) -> EmitsDe
     let mut args = Args::parse(cx, args);
     let state = args.take_positional(KEYS);
     if state.is_none() {
-        cx.error(Span::call_site(), "expected the state first: `#[emits(Cart)]`");
+        cx.error(
+            Span::call_site(),
+            "expected the state first: `#[emits(Cart)]`",
+        );
     }
     let (mut passthrough, mut krate) = (None, None);
     args.read(cx, "emits", KEYS, |cx, key, arg| match key {
@@ -88,23 +95,39 @@ pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, item: ItemEnum) -> EmitsDe
         .map(|v| EventDef {
             ident: v.ident.clone(),
             name: v.ident.unraw().to_string(),
-            attrs: v.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect(),
+            attrs: v
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("doc"))
+                .cloned()
+                .collect(),
             shape: match &v.fields {
                 Fields::Named(f) => Shape::Named(f.named.iter().cloned().collect()),
                 Fields::Unit => Shape::Unit,
-                Fields::Unnamed(f) if f.unnamed.len() == 1 => Shape::Payload(f.unnamed[0].ty.clone()),
+                Fields::Unnamed(f) if f.unnamed.len() == 1 => {
+                    Shape::Payload(Box::new(f.unnamed[0].ty.clone()))
+                }
                 Fields::Unnamed(_) => Shape::Invalid,
             },
         })
         .collect();
-    EmitsDef { root: root::resolve(krate.as_ref()), item, state, passthrough, events }
+    EmitsDef {
+        root: root::resolve(krate.as_ref()),
+        item,
+        state,
+        passthrough,
+        events,
+    }
 }
 
 /// The checks of one enum.
 pub(crate) fn check(cx: &mut Ctxt, def: &EmitsDef) {
     let generics = &def.item.generics;
     if !generics.params.is_empty() || generics.where_clause.is_some() {
-        cx.error_spanned(generics, "an event enum cannot be generic: its events are stored and read back by name");
+        cx.error_spanned(
+            generics,
+            "an event enum cannot be generic: its events are stored and read back by name",
+        );
     }
     for (event, variant) in def.events.iter().zip(&def.item.variants) {
         if let Shape::Invalid = event.shape {
@@ -130,7 +153,13 @@ pub(crate) fn check(cx: &mut Ctxt, def: &EmitsDef) {
             cx.error(event.ident.span(), message);
         }
         if event.name == "__snapshot__" || event.name == "__tombstone__" {
-            cx.error(event.ident.span(), format!("`{}` is reserved for the framework's marker events", event.name));
+            cx.error(
+                event.ident.span(),
+                format!(
+                    "`{}` is reserved for the framework's marker events",
+                    event.name
+                ),
+            );
         }
     }
 }
@@ -141,7 +170,9 @@ fn emit_enum(def: &EmitsDef) -> TokenStream {
     let mut item = def.item.clone();
     let user = UserDerives::of(&item.attrs);
     let keep = |a: &Attribute| {
-        !(derives::is_serde(a) && !user.serde() || derives::is_schemars(a) && !user.json_schema)
+        let serde_ok = user.serde() || !derives::is_serde(a);
+        let schemars_ok = user.json_schema || !derives::is_schemars(a);
+        serde_ok && schemars_ok
     };
     item.attrs.retain(keep);
     for variant in &mut item.variants {
@@ -161,7 +192,10 @@ fn emit_enum(def: &EmitsDef) -> TokenStream {
 /// The names of the hidden payload types of one event.
 fn payload_idents(event: &EventDef) -> (Ident, Ident) {
     let name = event.ident.unraw();
-    (format_ident!("__ActData_{}", name), format_ident!("__ActPayload_{}", name))
+    (
+        format_ident!("__ActData_{}", name),
+        format_ident!("__ActPayload_{}", name),
+    )
 }
 
 /// The enum, its per-event payload types, and the `Event`, `Emits`, `StateActions` (and with
@@ -179,16 +213,29 @@ pub(crate) fn generate(def: &EmitsDef) -> TokenStream {
     let mut payloads = Vec::new();
     let (mut name_arms, mut to_arms, mut from_arms, mut schemas) = (vec![], vec![], vec![], vec![]);
     for event in &def.events {
-        let EventDef { ident: variant, name, attrs, .. } = event;
+        let EventDef {
+            ident: variant,
+            name,
+            attrs,
+            ..
+        } = event;
         let (data, payload) = payload_idents(event);
         name_arms.push(quote!(Self::#variant { .. } => #name));
         match &event.shape {
             Shape::Named(fields) => {
-                let members: Vec<_> = fields.iter().map(|f| f.ident.clone().expect("named")).collect();
+                let members: Vec<_> = fields
+                    .iter()
+                    .map(|f| f.ident.clone().expect("named"))
+                    .collect();
                 let tys = fields.iter().map(|f| &f.ty);
                 let field_attrs: Vec<Vec<&Attribute>> = fields
                     .iter()
-                    .map(|f| f.attrs.iter().filter(|a| derives::is_payload_attr(a)).collect())
+                    .map(|f| {
+                        f.attrs
+                            .iter()
+                            .filter(|a| derives::is_payload_attr(a))
+                            .collect()
+                    })
                     .collect();
                 let owned = fields.iter().zip(&field_attrs).map(|(f, attrs)| {
                     let (m, ty) = (&f.ident, &f.ty);
@@ -202,7 +249,8 @@ pub(crate) fn generate(def: &EmitsDef) -> TokenStream {
                         let m = f.ident.as_ref().expect("named");
                         let prefix = format_ident!("__act_{}_{}", event.ident.unraw(), m.unraw());
                         let serde_root = quote!(#private::serde);
-                        let (attrs, more) = shim::serialize_attrs(attrs, &f.ty, &prefix, &serde_root);
+                        let (attrs, more) =
+                            shim::serialize_attrs(attrs, &f.ty, &prefix, &serde_root);
                         shims.extend(more);
                         attrs
                     })
@@ -245,16 +293,15 @@ pub(crate) fn generate(def: &EmitsDef) -> TokenStream {
                     struct #payload {}
                 });
                 to_arms.push(quote!(Self::#variant { .. } => #private::to_data(&#payload {})));
-                let value = match event.shape {
-                    Shape::Unit => quote!(Self::#variant),
-                    _ => quote!(::core::unreachable!()),
-                };
-                from_arms.push(quote! {
-                    #name => {
-                        let _: #payload = #private::from_data(data)?;
-                        ::core::result::Result::Ok(::core::option::Option::Some(#value))
-                    }
-                });
+                // An invalid variant (reported) is never read back.
+                if let Shape::Unit = event.shape {
+                    from_arms.push(quote! {
+                        #name => {
+                            let _: #payload = #private::from_data(data)?;
+                            ::core::result::Result::Ok(::core::option::Option::Some(Self::#variant))
+                        }
+                    });
+                }
                 schemas.push(quote!((#name, #private::schema::<#payload>(generator))));
             }
             Shape::Payload(ty) => {
@@ -277,7 +324,10 @@ pub(crate) fn generate(def: &EmitsDef) -> TokenStream {
     let (name_body, to_body) = if def.events.is_empty() {
         (quote!(match *self {}), quote!(match *self {}))
     } else {
-        (quote!(match self { #(#name_arms,)* }), quote!(match self { #(#to_arms,)* }))
+        (
+            quote!(match self { #(#name_arms,)* }),
+            quote!(match self { #(#to_arms,)* }),
+        )
     };
     let apply = quote_spanned! {state.span()=>
         <#state as #private::Patch<#ident>>::patch(state, self)
@@ -309,7 +359,7 @@ pub(crate) fn generate(def: &EmitsDef) -> TokenStream {
                     data: &#private::RawValue,
                 ) -> ::core::result::Result<::core::option::Option<Self>, #private::serde_json::Error> {
                     match name {
-                        #(#from_arms)*
+                        #(#from_arms,)*
                         _ => ::core::result::Result::Ok(::core::option::Option::None),
                     }
                 }
@@ -328,6 +378,14 @@ pub(crate) fn generate(def: &EmitsDef) -> TokenStream {
             #[automatically_derived]
             impl #private::Emits for #state {
                 type Event = #ident;
+            }
+
+            #[automatically_derived]
+            impl #private::EventsOf<#state> for #ident {
+                #[inline]
+                fn into_event(self) -> #private::EventOf<#state> {
+                    self
+                }
             }
 
             #[automatically_derived]
@@ -350,10 +408,13 @@ fn passthrough(def: &EmitsDef, state: &Path, private: &TokenStream) -> TokenStre
         let variant = &event.ident;
         match &event.shape {
             Shape::Named(fields) => {
-                let members: Vec<_> = fields.iter().map(|f| f.ident.clone().expect("named")).collect();
-                let assigns = members.iter().map(|m| {
-                    quote_spanned!(m.span()=> self.#m = ::core::clone::Clone::clone(#m);)
-                });
+                let members: Vec<_> = fields
+                    .iter()
+                    .map(|f| f.ident.clone().expect("named"))
+                    .collect();
+                let assigns = members
+                    .iter()
+                    .map(|m| quote_spanned!(m.span()=> self.#m = ::core::clone::Clone::clone(#m);));
                 quote!(#ident::#variant { #(#members),* } => { #(#assigns)* })
             }
             _ => quote!(#ident::#variant { .. } => {}),
@@ -391,7 +452,13 @@ mod tests {
     fn reads_state_flag_and_shapes() {
         let (def, errors) = run(
             quote!(Cart, passthrough),
-            parse_quote!(enum E { A { x: u32 }, B, C { } }),
+            parse_quote!(
+                enum E {
+                    A { x: u32 },
+                    B,
+                    C {},
+                }
+            ),
         );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(def.state, Some(parse_quote!(Cart)));
@@ -403,36 +470,77 @@ mod tests {
     fn collects_every_variant_error() {
         let (_, errors) = run(
             quote!(Cart, passthrough, pass),
-            parse_quote!(enum E { A(u32, u32), B(Money), C_v02, D_v1 }),
+            parse_quote!(
+                enum E {
+                    A(u32, u32),
+                    B(Money),
+                    C_v02,
+                    D_v1,
+                }
+            ),
         );
         assert_eq!(errors.len(), 5, "{errors:?}");
-        assert!(errors[0].starts_with("unknown argument `pass` of `#[emits]`; expected one of `passthrough`, `crate`"));
+        assert!(errors[0].starts_with(
+            "unknown argument `pass` of `#[emits]`; expected one of `passthrough`, `crate`"
+        ));
         assert!(errors[1].starts_with("event `A` has 2 unnamed fields"));
         assert!(errors[2].starts_with("`passthrough` copies named event fields"));
-        assert_eq!(errors[3], "write `C_v2`: event versions have no leading zeros");
+        assert_eq!(
+            errors[3],
+            "write `C_v2`: event versions have no leading zeros"
+        );
         assert!(errors[4].starts_with("`D_v1` is not a version"));
     }
 
     #[test]
     fn requires_the_state() {
-        let out = expand(quote!(passthrough), quote!(enum E { A }));
-        assert!(out.to_string().contains("expected the state first: `#[emits(Cart)]`"));
+        let out = expand(
+            quote!(passthrough),
+            quote!(
+                enum E {
+                    A,
+                }
+            ),
+        );
+        assert!(
+            out.to_string()
+                .contains("expected the state first: `#[emits(Cart)]`")
+        );
     }
 
     #[test]
     fn rejects_a_struct() {
-        let out = expand(quote!(Cart), quote!(struct E;));
-        assert!(out.to_string().contains("`#[emits]` goes on an enum, not on a struct"));
+        let out = expand(
+            quote!(Cart),
+            quote!(
+                struct E;
+            ),
+        );
+        assert!(
+            out.to_string()
+                .contains("`#[emits]` goes on an enum, not on a struct")
+        );
     }
 
     #[test]
     fn strips_serde_attributes_without_serde_derives() {
         let out = expand(
             quote!(Cart),
-            quote!(enum E { #[serde(rename = "b")] A { #[serde(default)] #[schemars(range(min = 1))] x: u32 } }),
+            quote!(
+                enum E {
+                    #[serde(rename = "b")]
+                    A {
+                        #[serde(default)]
+                        #[schemars(range(min = 1))]
+                        x: u32,
+                    },
+                }
+            ),
         );
         let file: syn::File = syn::parse2(out).unwrap();
-        let syn::Item::Enum(e) = &file.items[0] else { panic!("enum first") };
+        let syn::Item::Enum(e) = &file.items[0] else {
+            panic!("enum first")
+        };
         assert!(e.variants[0].attrs.is_empty());
         assert!(e.variants[0].fields.iter().all(|f| f.attrs.is_empty()));
     }

@@ -13,8 +13,25 @@ use crate::attr::{Args, Value};
 use crate::ctxt::Ctxt;
 use crate::{item, root};
 
-const KEYS: &[&str] = &["on", "to", "void", "name", "retries", "block_on_error", "backoff", "crate"];
-const BACKOFF_KEYS: &[&str] = &["strategy", "fixed", "linear", "exponential", "base_ms", "max_ms", "jitter"];
+const KEYS: &[&str] = &[
+    "on",
+    "to",
+    "void",
+    "name",
+    "retries",
+    "block_on_error",
+    "backoff",
+    "crate",
+];
+const BACKOFF_KEYS: &[&str] = &[
+    "strategy",
+    "fixed",
+    "linear",
+    "exponential",
+    "base_ms",
+    "max_ms",
+    "jitter",
+];
 
 /// Where a reaction's events go.
 pub(crate) enum Target {
@@ -125,7 +142,10 @@ pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, item: ItemFn) -> ReactionD
         _ => unreachable!("key not in KEYS"),
     });
     if def.on.is_none() && !has_on {
-        cx.error(Span::call_site(), "a reaction names its event: `#[reaction(on = Events::Variant, ...)]`");
+        cx.error(
+            Span::call_site(),
+            "a reaction names its event: `#[reaction(on = Events::Variant, ...)]`",
+        );
     }
     if targets == 0 {
         cx.error(
@@ -133,7 +153,10 @@ pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, item: ItemFn) -> ReactionD
             "a reaction needs a target: `to = \"stream\"`, `to = _this_`, `to = resolver_fn`, `to = |event| ...`, or `void`",
         );
     } else if targets > 1 {
-        cx.error(Span::call_site(), "a reaction has one target: `to = ...` or `void`, not both");
+        cx.error(
+            Span::call_site(),
+            "a reaction has one target: `to = ...` or `void`, not both",
+        );
     }
     def.root = root::resolve(krate.as_ref());
     def
@@ -141,8 +164,14 @@ pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, item: ItemFn) -> ReactionD
 
 fn lit_bool(arg: &crate::attr::Arg) -> syn::Result<syn::LitBool> {
     match &arg.value {
-        Value::Expr(Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. })) => Ok(b.clone()),
-        _ => Err(syn::Error::new(arg.span(), "`block_on_error` expects `true` or `false`")),
+        Value::Expr(Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Bool(b),
+            ..
+        })) => Ok(b.clone()),
+        _ => Err(syn::Error::new(
+            arg.span(),
+            "`block_on_error` expects `true` or `false`",
+        )),
     }
 }
 
@@ -227,7 +256,8 @@ pub(crate) fn generate(def: &ReactionDef) -> TokenStream {
         Target::SameStream => (quote!(#private::Resolver::SameStream), None),
         Target::Void => (quote!(#private::Resolver::Void), None),
         Target::Dynamic(expr) => {
-            let call = quote_spanned!(expr.span()=> #private::IntoResolved::into_resolved((#expr)(event)));
+            let call =
+                quote_spanned!(expr.span()=> #private::IntoResolved::into_resolved((#expr)(event)));
             (
                 quote!(#private::Resolver::Dynamic),
                 Some(quote! {
@@ -240,41 +270,49 @@ pub(crate) fn generate(def: &ReactionDef) -> TokenStream {
             )
         }
     };
-    let options = (def.retries.is_some() || def.block_on_error.is_some() || def.backoff.is_some()).then(|| {
-        let retries = def.retries.as_ref().map_or(quote!(3), |r| quote!(#r));
-        let block = def.block_on_error.as_ref().map_or(quote!(true), |b| quote!(#b));
-        let backoff = match &def.backoff {
-            None => quote!(::core::option::Option::None),
-            Some(b) => {
-                let strategy = match b.strategy.as_ref().map_or("exponential", |(s, _)| s.as_str()) {
-                    "fixed" => quote!(Fixed),
-                    "linear" => quote!(Linear),
-                    _ => quote!(Exponential),
-                };
-                let base = b.base_ms.as_ref().map_or(quote!(100), |l| quote!(#l));
-                let max = match &b.max_ms {
-                    Some(l) => quote!(::core::option::Option::Some(#l)),
-                    None => quote!(::core::option::Option::None),
-                };
-                let jitter = b.jitter;
-                quote! {
-                    ::core::option::Option::Some(#private::Backoff {
-                        strategy: #private::BackoffStrategy::#strategy,
-                        base_ms: #base,
-                        max_ms: #max,
-                        jitter: #jitter,
-                    })
+    let options = (def.retries.is_some() || def.block_on_error.is_some() || def.backoff.is_some())
+        .then(|| {
+            let retries = def.retries.as_ref().map_or(quote!(3), |r| quote!(#r));
+            let block = def
+                .block_on_error
+                .as_ref()
+                .map_or(quote!(true), |b| quote!(#b));
+            let backoff = match &def.backoff {
+                None => quote!(::core::option::Option::None),
+                Some(b) => {
+                    let strategy = match b
+                        .strategy
+                        .as_ref()
+                        .map_or("exponential", |(s, _)| s.as_str())
+                    {
+                        "fixed" => quote!(Fixed),
+                        "linear" => quote!(Linear),
+                        _ => quote!(Exponential),
+                    };
+                    let base = b.base_ms.as_ref().map_or(quote!(100), |l| quote!(#l));
+                    let max = match &b.max_ms {
+                        Some(l) => quote!(::core::option::Option::Some(#l)),
+                        None => quote!(::core::option::Option::None),
+                    };
+                    let jitter = b.jitter;
+                    quote! {
+                        ::core::option::Option::Some(#private::Backoff {
+                            strategy: #private::BackoffStrategy::#strategy,
+                            base_ms: #base,
+                            max_ms: #max,
+                            jitter: #jitter,
+                        })
+                    }
                 }
-            }
-        };
-        quote! {
-            const OPTIONS: #private::ReactionOptions = #private::ReactionOptions {
-                max_retries: #retries,
-                block_on_error: #block,
-                backoff: #backoff,
             };
-        }
-    });
+            quote! {
+                const OPTIONS: #private::ReactionOptions = #private::ReactionOptions {
+                    max_retries: #retries,
+                    block_on_error: #block,
+                    backoff: #backoff,
+                };
+            }
+        });
     let variant_check = quote_spanned! {variant.span()=>
         let _ = |event: &#events| ::core::matches!(event, #events::#variant { .. });
     };
@@ -317,7 +355,11 @@ mod tests {
 
     fn run(args: TokenStream) -> Vec<String> {
         let mut cx = Ctxt::default();
-        let item: ItemFn = parse_quote!(async fn audit(e: &Committed<E>, app: &Scope) -> Result<(), ReactionError> { Ok(()) });
+        let item: ItemFn = parse_quote!(
+            async fn audit(e: &Committed<E>, app: &Scope) -> Result<(), ReactionError> {
+                Ok(())
+            }
+        );
         let def = parse(&mut cx, args, item);
         check(&mut cx, &def);
         cx.messages()
@@ -327,7 +369,9 @@ mod tests {
     fn classifies_resolvers() {
         let classify = |args: TokenStream| {
             let mut cx = Ctxt::default();
-            let item: ItemFn = parse_quote!(async fn r(e: &C, s: &S) {});
+            let item: ItemFn = parse_quote!(
+                async fn r(e: &C, s: &S) {}
+            );
             match parse(&mut cx, args, item).target.unwrap() {
                 Target::Static(_) => "static",
                 Target::SameStream => "same",
@@ -339,13 +383,23 @@ mod tests {
         assert_eq!(classify(quote!(on = E::A, to = _this_)), "same");
         assert_eq!(classify(quote!(on = E::A, void)), "void");
         assert_eq!(classify(quote!(on = E::A, to = audit_stream)), "dynamic");
-        assert_eq!(classify(quote!(on = E::A, to = |e| Some(e.stream.clone()))), "dynamic");
+        assert_eq!(
+            classify(quote!(on = E::A, to = |e| Some(e.stream.clone()))),
+            "dynamic"
+        );
     }
 
     #[test]
     fn collects_every_error() {
         assert_eq!(
-            run(quote!(on = E::A, to = "x", void, backoff(quadratic), retries = 1, retries = 2)),
+            run(quote!(
+                on = E::A,
+                to = "x",
+                void,
+                backoff(quadratic),
+                retries = 1,
+                retries = 2
+            )),
             [
                 "unknown argument `quadratic` of `#[reaction(backoff)]`; expected one of `strategy`, `fixed`, `linear`, `exponential`, `base_ms`, `max_ms`, `jitter`",
                 "duplicate argument `retries` of `#[reaction]`",
@@ -364,7 +418,12 @@ mod tests {
     #[test]
     fn snapshot() {
         let out = expand(
-            quote!(on = CounterEvent::Incremented, to = audit_stream, retries = 5, backoff(strategy = "fixed", base_ms = 20)),
+            quote!(
+                on = CounterEvent::Incremented,
+                to = audit_stream,
+                retries = 5,
+                backoff(strategy = "fixed", base_ms = 20)
+            ),
             quote! {
                 /// Audits increments.
                 pub async fn audit(e: &Committed<CounterEvent>, app: &Scope) -> Result<(), ReactionError> {

@@ -21,7 +21,8 @@ pub(crate) fn serialize_attrs(
             out.push(quote!(#attr));
             continue;
         }
-        let Ok(metas) = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) else {
+        let Ok(metas) = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)
+        else {
             out.push(quote!(#attr));
             continue;
         };
@@ -34,7 +35,11 @@ pub(crate) fn serialize_attrs(
                 }
                 continue;
             };
-            let Expr::Lit(syn::ExprLit { lit: Lit::Str(value), .. }) = &nv.value else {
+            let Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(value),
+                ..
+            }) = &nv.value
+            else {
                 kept.push(quote!(#meta));
                 continue;
             };
@@ -42,7 +47,11 @@ pub(crate) fn serialize_attrs(
                 kept.push(quote!(#meta));
                 continue;
             };
-            let key = nv.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            let key = nv
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             match key.as_str() {
                 "skip_serializing_if" => {
                     let shim = format_ident!("{}_skip", prefix);
@@ -55,7 +64,11 @@ pub(crate) fn serialize_attrs(
                 }
                 "serialize_with" | "with" => {
                     let shim = format_ident!("{}_ser", prefix);
-                    let call = if key == "with" { quote!(#path::serialize) } else { quote!(#path) };
+                    let call = if key == "with" {
+                        quote!(#path::serialize)
+                    } else {
+                        quote!(#path)
+                    };
                     shims.push(quote! {
                         #[allow(non_snake_case)]
                         fn #shim<S: #serde_root::Serializer>(
@@ -93,7 +106,12 @@ mod tests {
             parse_quote!(#[serde(with = "my::codec")]),
         ];
         let refs: Vec<&Attribute> = attrs.iter().collect();
-        let (out, shims) = serialize_attrs(&refs, &parse_quote!(Option<String>), &format_ident!("__act_E_note"), &quote!(::s));
+        let (out, shims) = serialize_attrs(
+            &refs,
+            &parse_quote!(Option<String>),
+            &format_ident!("__act_E_note"),
+            &quote!(::s),
+        );
         let out: Vec<String> = out.iter().map(ToString::to_string).collect();
         assert_eq!(
             out,
@@ -105,6 +123,10 @@ mod tests {
         );
         assert_eq!(shims.len(), 2);
         assert!(shims[0].to_string().contains("Option :: is_none (* value)"));
-        assert!(shims[1].to_string().contains("my :: codec :: serialize (* value , serializer)"));
+        assert!(
+            shims[1]
+                .to_string()
+                .contains("my :: codec :: serialize (* value , serializer)")
+        );
     }
 }

@@ -21,7 +21,9 @@ pub(crate) fn parse(name: &str) -> Result<(&str, u32), String> {
         ));
     }
     if trimmed.len() != digits.len() {
-        return Err(format!("write `{base}_v{n}`: event versions have no leading zeros"));
+        return Err(format!(
+            "write `{base}_v{n}`: event versions have no leading zeros"
+        ));
     }
     Ok((base, n))
 }
@@ -29,7 +31,10 @@ pub(crate) fn parse(name: &str) -> Result<(&str, u32), String> {
 /// The deprecated names among `names` (every version of a base name but the highest), in
 /// declaration order. Malformed names are skipped (they are reported elsewhere).
 pub(crate) fn deprecated<'a>(names: &[&'a str]) -> Vec<&'a str> {
-    let parsed: Vec<_> = names.iter().filter_map(|n| parse(n).ok().map(|v| (*n, v))).collect();
+    let parsed: Vec<_> = names
+        .iter()
+        .filter_map(|n| parse(n).ok().map(|v| (*n, v)))
+        .collect();
     parsed
         .iter()
         .filter(|(_, (base, v))| parsed.iter().any(|(_, (b, w))| b == base && w > v))
@@ -48,14 +53,27 @@ mod tests {
         assert_eq!(parse("Deposited_v12"), Ok(("Deposited", 12)));
         assert_eq!(parse("Moved_vertically"), Ok(("Moved_vertically", 1)));
         assert_eq!(parse("_v2"), Ok(("_v2", 1)));
-        assert_eq!(parse("Deposited_v02"), Err("write `Deposited_v2`: event versions have no leading zeros".into()));
-        assert!(parse("Deposited_v1").unwrap_err().contains("count from `Deposited_v2`"));
+        assert_eq!(
+            parse("Deposited_v02"),
+            Err("write `Deposited_v2`: event versions have no leading zeros".into())
+        );
+        assert!(
+            parse("Deposited_v1")
+                .unwrap_err()
+                .contains("count from `Deposited_v2`")
+        );
         assert!(parse("Deposited_v0").is_err());
     }
 
     #[test]
     fn all_but_the_highest_version_are_deprecated() {
-        let names = ["Deposited", "Withdrawn", "Deposited_v3", "Deposited_v2", "Closed_v2"];
+        let names = [
+            "Deposited",
+            "Withdrawn",
+            "Deposited_v3",
+            "Deposited_v2",
+            "Closed_v2",
+        ];
         assert_eq!(deprecated(&names), ["Deposited", "Deposited_v2"]);
     }
 }

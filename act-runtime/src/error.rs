@@ -164,7 +164,9 @@ pub enum BuildError {
         name: String,
     },
     /// A reaction listens to an event no registered state emits.
-    #[error("reaction `{reaction}` listens to `{event}`, which no registered state emits; register its state with `with_state`")]
+    #[error(
+        "reaction `{reaction}` listens to `{event}`, which no registered state emits; register its state with `with_state`"
+    )]
     UnknownEvent {
         /// The reaction's name.
         reaction: String,

@@ -152,7 +152,9 @@ pub mod __private {
         generator.root_schema_for::<T>()
     }
 
-    /// Checks that `E` is the event enum of `S` (for passthrough emits).
+    /// Checks that `E` is the event enum of `S`: implemented by `#[emits(S)]` for its enum
+    /// only (not as a blanket impl over `S::Event`, so that a wrong enum reports this
+    /// message rather than a type mismatch).
     #[diagnostic::on_unimplemented(
         message = "`{Self}` is not the event enum of `{S}`",
         label = "an action of `{S}` can only emit `{S}`'s events",
@@ -161,12 +163,6 @@ pub mod __private {
     pub trait EventsOf<S: Emits> {
         /// The identity: `Self` is `S::Event`.
         fn into_event(self) -> EventOf<S>;
-    }
-    impl<S: Emits> EventsOf<S> for S::Event {
-        #[inline]
-        fn into_event(self) -> EventOf<S> {
-            self
-        }
     }
 
     /// Asserts `E: EventsOf<S>` at compile time.
@@ -179,14 +175,14 @@ pub mod __private {
         event.into_event()
     }
 
-    /// Checks that an action belongs to state `S` (for `#[state(actions(...))]`).
+    /// Checks that an action belongs to state `S` (for `#[state(actions(...))]`):
+    /// implemented by `#[action(S)]` for its struct.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` is not an action of `{S}`",
         label = "listed in the actions of `{S}`",
         note = "declare it with `#[action({S})]`, or list it in its own state's `actions(...)`"
     )]
     pub trait ActionOf<S> {}
-    impl<A: Action> ActionOf<A::State> for A {}
 
     /// Asserts `A: ActionOf<S> + Handle` at compile time.
     pub const fn assert_action_of<S, A: ActionOf<S> + Handle>() {}

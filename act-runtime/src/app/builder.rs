@@ -86,12 +86,8 @@ impl ActBuilder {
         let reactions = Reactions::build(self.reactions, |e| registry.event_state(e).is_some())?;
         Ok(Act {
             inner: Arc::new(Inner {
-                store: self
-                    .store
-                    .unwrap_or_else(|| Arc::new(InMemoryStore::new())),
-                cache: self
-                    .cache
-                    .unwrap_or_else(|| Arc::new(InMemoryCache::new())),
+                store: self.store.unwrap_or_else(|| Arc::new(InMemoryStore::new())),
+                cache: self.cache.unwrap_or_else(|| Arc::new(InMemoryCache::new())),
                 registry,
                 correlator: self.correlator.unwrap_or_default(),
                 listeners: lifecycle::Listeners::default(),

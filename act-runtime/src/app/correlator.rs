@@ -111,7 +111,10 @@ mod tests {
         let b = c.make(&ctx());
         assert_ne!(a, b);
         assert!(a.starts_with("cart-addi-"), "{a}");
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
     }
 
     #[test]

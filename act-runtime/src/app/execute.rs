@@ -7,12 +7,12 @@ use super::correlator::CorrelationContext;
 use super::lifecycle::Lifecycle;
 use super::{Act, store_err, validate_stream};
 use crate::error::{ActError, InvariantError, StreamClosedError, ValidationError};
+use crate::model::{
+    ActionCause, Causation, Committed, Emits, Event, EventCause, EventMeta, EventOf, Handle,
+    Message, SNAPSHOT_EVENT, Snapshot, State, Target,
+};
 use crate::ports::Subscription;
 use crate::reactions::{Resolver, Scope};
-use crate::model::{
-    ActionCause, Causation, Committed, Emits, Event, EventCause, EventMeta, EventOf,
-    Handle, Message, SNAPSHOT_EVENT, Snapshot, State, Target,
-};
 
 /// What [`Act::execute`] did: the state after the commit and the events committed.
 pub struct Executed<S: Emits> {
@@ -179,7 +179,10 @@ impl Act {
 
         let marks = self.marks(stream, &msgs);
         let committed = match if marks.is_empty() {
-            self.inner.store.commit(stream, &msgs, &meta, expected).await
+            self.inner
+                .store
+                .commit(stream, &msgs, &meta, expected)
+                .await
         } else {
             self.inner
                 .store
@@ -288,7 +291,12 @@ impl Act {
         }
     }
 
-    async fn take_snapshot<S: State>(&self, stream: &str, snap: &mut Snapshot<S>, meta: &EventMeta) {
+    async fn take_snapshot<S: State>(
+        &self,
+        stream: &str,
+        snap: &mut Snapshot<S>,
+        meta: &EventMeta,
+    ) {
         let data = match crate::__private::to_data(&snap.state) {
             Ok(d) => d,
             Err(e) => {
@@ -336,4 +344,3 @@ impl Act {
         entry.exec(self, payload, target).await
     }
 }
-

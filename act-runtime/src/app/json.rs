@@ -34,7 +34,10 @@ pub(crate) fn validate(entry: &ActionEntry, payload: &Value) -> Result<(), Valid
 
 /// Decodes a validated payload, naming the field on a mismatch the schema did not catch
 /// (an integer out of range, say).
-pub(crate) fn decode<T: DeserializeOwned>(name: &str, payload: Value) -> Result<T, ValidationError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    name: &str,
+    payload: Value,
+) -> Result<T, ValidationError> {
     serde_path_to_error::deserialize(payload).map_err(|e| {
         let path = e.path().to_string();
         let pointer = if path == "." {

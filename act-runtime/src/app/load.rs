@@ -108,7 +108,10 @@ impl Act {
     /// Starts from the cache when it holds the stream (then reads only newer events), else
     /// from the stream's latest snapshot, else from the state's initial value.
     pub async fn load<S: Emits>(&self, stream: &str) -> Result<Snapshot<S>, ActError> {
-        Ok(self.load_inner::<S>(stream, &LoadOptions::default()).await?.snapshot)
+        Ok(self
+            .load_inner::<S>(stream, &LoadOptions::default())
+            .await?
+            .snapshot)
     }
 
     /// The state of `stream` as `options` say (see [`LoadOptions`]).
@@ -164,7 +167,9 @@ impl Act {
                         snap.cache_hit = true;
                         query.after = Some(entry.event_id);
                     }
-                    Err(e) => tracing::warn!(stream, error = %e, "cached state unreadable; replaying"),
+                    Err(e) => {
+                        tracing::warn!(stream, error = %e, "cached state unreadable; replaying")
+                    }
                 },
                 Ok(None) => {}
                 Err(e) => tracing::warn!(stream, error = %e, "cache get failed; replaying"),

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use builder::{ActBuilder, act};
 pub use correlator::{CorrelationContext, Correlator};
-pub use execute::{Executed, ExecutedJson};
 pub(crate) use execute::Cause;
+pub use execute::{Executed, ExecutedJson};
 pub use lifecycle::{Lifecycle, ListenerId};
 pub use load::LoadOptions;
 pub use registry::{Catalog, Registry};
@@ -56,7 +56,10 @@ pub(crate) struct Inner {
 impl std::fmt::Debug for Act {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Act")
-            .field("states", &self.inner.registry.state_names().collect::<Vec<_>>())
+            .field(
+                "states",
+                &self.inner.registry.state_names().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -123,12 +123,14 @@ pub(crate) struct StateEntry {
 
 impl StateEntry {
     pub(crate) fn of<S: StateActions>() -> Self {
-        fn load_json<'a, S: Emits>(app: &'a Act, stream: &'a str) -> BoxFuture<'a, Result<Value, ActError>> {
+        fn load_json<'a, S: Emits>(
+            app: &'a Act,
+            stream: &'a str,
+        ) -> BoxFuture<'a, Result<Value, ActError>> {
             Box::pin(async move {
                 let snap = app.load::<S>(stream).await?;
-                serde_json::to_value(&snap.state).map_err(|e| {
-                    ActError::Store(crate::error::StoreError::backend("load", e))
-                })
+                serde_json::to_value(&snap.state)
+                    .map_err(|e| ActError::Store(crate::error::StoreError::backend("load", e)))
             })
         }
         Self {
@@ -223,7 +225,9 @@ impl Registry {
 
     /// The names of every registered action.
     pub fn action_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.states.iter().flat_map(|s| s.actions.iter().map(|a| a.name))
+        self.states
+            .iter()
+            .flat_map(|s| s.actions.iter().map(|a| a.name))
     }
 
     /// The catalog: every state, event and action with its JSON Schema.

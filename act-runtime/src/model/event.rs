@@ -1,5 +1,7 @@
 //! Events: what a stream is made of, before and after commit.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use schemars::{Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
@@ -131,8 +133,8 @@ pub struct Committed<D = Data> {
     pub version: Version,
     /// When it was committed.
     pub created: DateTime<Utc>,
-    /// Correlation, causation and actor.
-    pub meta: EventMeta,
+    /// Correlation, causation and actor (shared by the events of one commit).
+    pub meta: Arc<EventMeta>,
 }
 
 impl Committed<Data> {

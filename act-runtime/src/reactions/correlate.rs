@@ -84,13 +84,15 @@ impl Act {
                     let Some(res) = r.resolve(e) else { continue };
                     let mark = in_window(res.source.as_deref(), res.source_is_pattern, &e.stream)
                         .then_some(e.id);
-                    let sub = targets.entry(res.target.clone()).or_insert_with(|| Subscription {
-                        stream: res.target.clone(),
-                        source: res.source.clone(),
-                        source_is_pattern: res.source_is_pattern,
-                        priority: res.priority,
-                        correlated_at: None,
-                    });
+                    let sub = targets
+                        .entry(res.target.clone())
+                        .or_insert_with(|| Subscription {
+                            stream: res.target.clone(),
+                            source: res.source.clone(),
+                            source_is_pattern: res.source_is_pattern,
+                            priority: res.priority,
+                            correlated_at: None,
+                        });
                     sub.priority = sub.priority.max(res.priority);
                     sub.correlated_at = sub.correlated_at.max(mark);
                 }

@@ -180,7 +180,10 @@ impl Act {
         };
         let dropped = submit.len() - acked.len();
         if dropped > 0 {
-            tracing::warn!(dropped, "acks dropped: their leases were taken over (raise the lease time)");
+            tracing::warn!(
+                dropped,
+                "acks dropped: their leases were taken over (raise the lease time)"
+            );
         }
 
         pipeline.update_ratio(&results, lagging, leading);
@@ -229,7 +232,8 @@ impl Act {
                     .on(&e.name)
                     .filter(|r| {
                         r.resolver != super::Resolver::Void
-                            && r.resolve(e).is_some_and(|res| res.target == out.lease.stream)
+                            && r.resolve(e)
+                                .is_some_and(|res| res.target == out.lease.stream)
                     })
                     .collect();
                 (e, rs)
@@ -261,7 +265,10 @@ impl Act {
                     let block = opts.block_on_error
                         && (!e.is_retryable() || out.lease.retry >= opts.max_retries as i32);
                     tracing::warn!(reaction = r.name, stream = %out.lease.stream, event = event.id, retry = out.lease.retry, block, error = %e, "reaction failed");
-                    out.error = Some(format!("{} on event {} ({}): {e}", r.name, event.id, event.name));
+                    out.error = Some(format!(
+                        "{} on event {} ({}): {e}",
+                        r.name, event.id, event.name
+                    ));
                     out.block = block;
                     if !block {
                         out.retry_at = opts.backoff.map(|b| {
@@ -314,7 +321,6 @@ impl Act {
         }
     }
 }
-
 
 impl super::Pipeline {
     fn update_ratio(&self, results: &[Handled], lagging: usize, leading: usize) {

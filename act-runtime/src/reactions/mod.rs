@@ -86,9 +86,23 @@ impl Pipeline {
 
     /// `lagging share = lagging average / (lagging average + leading average)`, clamped to
     /// 20–80 %; back to 50 % when nothing was handled.
-    fn update_ratio_from(&self, lagging_handled: usize, leading_handled: usize, lagging: usize, leading: usize) {
-        let lag = if lagging > 0 { lagging_handled as f64 / lagging as f64 } else { 0.0 };
-        let lead = if leading > 0 { leading_handled as f64 / leading as f64 } else { 0.0 };
+    fn update_ratio_from(
+        &self,
+        lagging_handled: usize,
+        leading_handled: usize,
+        lagging: usize,
+        leading: usize,
+    ) {
+        let lag = if lagging > 0 {
+            lagging_handled as f64 / lagging as f64
+        } else {
+            0.0
+        };
+        let lead = if leading > 0 {
+            leading_handled as f64 / leading as f64
+        } else {
+            0.0
+        };
         let ratio = if lag + lead == 0.0 {
             0.5
         } else {

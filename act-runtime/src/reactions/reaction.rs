@@ -143,7 +143,9 @@ impl Backoff {
             BackoffStrategy::Fixed => self.base_ms,
             BackoffStrategy::Linear => self.base_ms.saturating_mul(u64::from(r) + 1),
             BackoffStrategy::Exponential => {
-                let d = self.base_ms.saturating_mul(1u64.checked_shl(r).unwrap_or(u64::MAX));
+                let d = self
+                    .base_ms
+                    .saturating_mul(1u64.checked_shl(r).unwrap_or(u64::MAX));
                 self.max_ms.map_or(d, |m| d.min(m))
             }
         };

@@ -2,8 +2,8 @@
 
 use crate::app::{Act, Executed, LoadOptions};
 use crate::error::ActError;
-use crate::model::{Committed, EventCause, Handle, Snapshot, Target};
 use crate::model::Emits;
+use crate::model::{Committed, EventCause, Handle, Snapshot, Target};
 use crate::ports::Query;
 
 /// The app inside a reaction: actions executed here carry the triggering event as their

@@ -15,6 +15,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Bound, Range};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -47,6 +48,9 @@ const NAME_SET_THRESHOLD: usize = 8;
 /// Fast (no I/O, no serialization: a query hands out references to the stored events) and
 /// exact: it implements the [`Store`] contract with the PostgreSQL adapter's semantics, so
 /// it serves as the oracle in differential tests. Stream patterns run as `regex` regexes.
+///
+/// A [`Store::query`] sink runs under the log's read lock: it must not call back into the
+/// store (a commit from inside the sink would deadlock).
 ///
 /// ```
 /// use act_runtime::adapters::InMemoryStore;
@@ -113,31 +117,46 @@ impl Default for Log {
 impl Log {
     /// The index of stream `name`.
     fn stream(&self, name: &str) -> Option<&StreamIndex> {
-        self.streams.get(name).map(|&slot| &self.index[slot as usize])
+        self.streams
+            .get(name)
+            .map(|&slot| &self.index[slot as usize])
     }
 }
 
 /// Where a stream's events are in the log.
-#[derive(Default)]
 struct StreamIndex {
     /// Positions in [`Log::events`], ascending.
     positions: Vec<usize>,
     /// The index in `positions` of the stream's latest `__snapshot__`.
     last_snap: Option<usize>,
+    /// The version of its last event (`-1`: none), kept here so a commit does not touch the
+    /// log to check it.
+    version: Version,
+}
+
+impl Default for StreamIndex {
+    fn default() -> Self {
+        Self {
+            positions: Vec::new(),
+            last_snap: None,
+            version: -1,
+        }
+    }
 }
 
 impl StreamIndex {
-    /// The stream's version: its last event's (`-1` when it has none).
-    fn version(&self, events: &[Committed]) -> Version {
-        self.positions.last().map_or(-1, |&p| events[p].version)
-    }
-
-    /// Appends the event at log position `pos`.
-    fn push(&mut self, pos: usize, name: &str) {
-        if name == SNAPSHOT_EVENT {
+    /// Appends `e`, stored at log position `pos`.
+    fn push(&mut self, pos: usize, e: &Committed) {
+        if e.name == SNAPSHOT_EVENT {
             self.last_snap = Some(self.positions.len());
         }
         self.positions.push(pos);
+        self.version = e.version;
+    }
+
+    /// Forgets every event.
+    fn clear(&mut self) {
+        *self = Self::default();
     }
 }
 
@@ -489,7 +508,7 @@ impl InMemoryStore {
             next_id,
         } = &mut *log;
         let slot = streams.get(stream).copied();
-        let actual = slot.map_or(-1, |slot| index[slot as usize].version(events));
+        let actual = slot.map_or(-1, |slot| index[slot as usize].version);
         if let Some(expected) = expected_version
             && expected != actual
         {
@@ -519,6 +538,7 @@ impl InMemoryStore {
         let mut out = Vec::with_capacity(msgs.len());
         events.reserve(msgs.len());
         owners.reserve(msgs.len());
+        let meta = Arc::new(meta.clone());
         for (version, msg) in (actual + 1..).zip(msgs) {
             let e = Committed {
                 id: *next_id,
@@ -530,7 +550,7 @@ impl InMemoryStore {
                 meta: meta.clone(),
             };
             *next_id += 1;
-            ix.push(events.len(), &e.name);
+            ix.push(events.len(), &e);
             out.push(e.clone());
             events.push(e);
             owners.push(slot);
@@ -576,7 +596,20 @@ impl InMemoryStore {
                 pos = &pos[snap..];
             }
             if let Some(after) = q.after {
-                pos = &pos[pos.partition_point(|&p| events[p].id <= after)..];
+                // A warm load asks for what follows its cached head: usually nothing or a
+                // few events at the tail, so look there before a binary search.
+                let tail = pos
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .take_while(|&&p| events[p].id > after)
+                    .count();
+                let from = if tail < 8 || tail == pos.len() {
+                    pos.len() - tail
+                } else {
+                    pos.partition_point(|&p| events[p].id <= after)
+                };
+                pos = &pos[from..];
             }
             if let Some(before) = q.before {
                 pos = &pos[..pos.partition_point(|&p| events[p].id < before)];
@@ -584,7 +617,9 @@ impl InMemoryStore {
             return Ok(emit_at(events, pos, q.backward, &filter, limit, sink));
         }
 
-        let lo = q.after.map_or(0, |after| events.partition_point(|e| e.id <= after));
+        let lo = q
+            .after
+            .map_or(0, |after| events.partition_point(|e| e.id <= after));
         let hi = q.before.map_or(events.len(), |before| {
             events.partition_point(|e| e.id < before)
         });
@@ -686,7 +721,8 @@ impl InMemoryStore {
         }
         let n = cands.len();
         let mut picked = vec![false; n];
-        let mut picks: Vec<(usize, bool)> = Vec::with_capacity(lagging + leading);
+        let mut picks: Vec<(usize, bool)> =
+            Vec::with_capacity(n.min(lagging.saturating_add(leading)));
 
         // Lagging frontier: by priority, then lowest watermark, keeping the fairness reserve
         // for the lowest watermarks whatever their priority. Ties break by name.
@@ -881,7 +917,7 @@ impl InMemoryStore {
                 stream: t.stream.clone(),
                 version: 0,
                 created,
-                meta: t.meta.clone(),
+                meta: Arc::new(t.meta.clone()),
             };
             *next_id += 1;
             result.insert(t.stream.clone(), Truncated { deleted, committed });
@@ -897,8 +933,7 @@ impl InMemoryStore {
             for &p in &ix.positions {
                 gone[p] = true;
             }
-            ix.positions.clear();
-            ix.last_snap = None;
+            ix.clear();
         }
         let first = gone.iter().position(|&g| g).unwrap_or(events.len());
         let mut moved = vec![usize::MAX; events.len() - first];
@@ -931,7 +966,7 @@ impl InMemoryStore {
         seeds.sort_unstable_by_key(|c| c.id);
         for seed in seeds {
             let slot = streams[&seed.stream];
-            index[slot as usize].push(events.len(), &seed.name);
+            index[slot as usize].push(events.len(), seed);
             events.push(seed.clone());
             owners.push(slot);
         }
@@ -1152,7 +1187,7 @@ mod tests {
             .unwrap();
         assert!(
             out.iter()
-                .all(|e| e.meta == meta("req-9") && e.stream == "a")
+                .all(|e| *e.meta == meta("req-9") && e.stream == "a")
         );
         assert!(out.iter().all(|e| e.created == out[0].created));
         assert_eq!(out[1].data.get(), r#"{"n":1}"#);
@@ -1412,6 +1447,71 @@ mod tests {
             .query_sync(&Query::pattern("cart("), &mut |_| {})
             .unwrap_err();
         assert!(matches!(err, StoreError::Invalid(ref v) if v.target == "query"));
+    }
+
+    #[test]
+    fn pattern_strategies_agree_with_a_naive_scan() {
+        let s = InMemoryStore::new();
+        // Strategies: a short range tests names; "^rare-1$" reads one index; "^rare" merges
+        // two small indexes; the others scan with the verdict table.
+        let streams = ["cart-1", "cart-2", "cart-3", "order-1", "user-1"];
+        for i in 0..600usize {
+            let stream = match i {
+                _ if i % 97 == 0 => "rare-1",
+                _ if i % 89 == 0 => "rare-2",
+                _ => streams[i % 5],
+            };
+            let name = if i % 11 == 0 { SNAPSHOT_EVENT } else { "E" };
+            commit(&s, stream, &[name]);
+        }
+        let all: Vec<Committed> = {
+            let mut v = Vec::new();
+            s.query_sync(&Query::all().with_snaps(), &mut |e| v.push(e.clone()))
+                .unwrap();
+            v
+        };
+        let patterns = [
+            "^cart-",
+            "^rare",
+            "^rare-1$",
+            "^(cart-1|user-1)$",
+            "-1$",
+            "nope",
+            "^order|^rare",
+        ];
+        for p in patterns {
+            let re = Regex::new(p).unwrap();
+            for (after, before) in [
+                (None, None),
+                (Some(3), None),
+                (Some(100), Some(400)),
+                (None, Some(590)),
+                (Some(100), Some(104)),
+            ] {
+                for backward in [false, true] {
+                    for limit in [None, Some(1), Some(7)] {
+                        let mut q = Query::pattern(p);
+                        q.after = after;
+                        q.before = before;
+                        q.backward = backward;
+                        q.limit = limit;
+                        let mut want: Vec<EventId> = all
+                            .iter()
+                            .filter(|e| re.is_match(&e.stream) && e.name != SNAPSHOT_EVENT)
+                            .filter(|e| {
+                                after.is_none_or(|a| e.id > a) && before.is_none_or(|b| e.id < b)
+                            })
+                            .map(|e| e.id)
+                            .collect();
+                        if backward {
+                            want.reverse();
+                        }
+                        want.truncate(limit.unwrap_or(usize::MAX));
+                        assert_eq!(ids(&s, &q), want, "{q:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -2082,7 +2182,7 @@ mod tests {
             ),
             (SNAPSHOT_EVENT, 0, r#"{"count":4}"#)
         );
-        assert_eq!(a.committed.meta, meta("close"));
+        assert_eq!(*a.committed.meta, meta("close"));
         let b = &out["b"];
         assert_eq!(
             (b.deleted, b.committed.name.as_str(), b.committed.data.get()),
@@ -2135,6 +2235,10 @@ mod tests {
             let ix = &log.index[slot as usize];
             assert!(ix.positions.iter().all(|&p| log.events[p].stream == *name));
             assert!(ix.positions.iter().all(|&p| log.owners[p] == slot));
+            assert_eq!(
+                ix.version,
+                log.events[*ix.positions.last().unwrap()].version
+            );
             assert!(ix.positions.windows(2).all(|w| w[0] < w[1]));
         }
         assert!(log.events.windows(2).all(|w| w[0].id < w[1].id));

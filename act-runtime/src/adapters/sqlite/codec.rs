@@ -22,7 +22,7 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 /// `t` as microseconds since the epoch, rounded up (for exclusive upper bounds).
 pub(crate) fn micros_ceil(t: DateTime<Utc>) -> i64 {
     let floor = t.timestamp_micros();
-    if t.timestamp_subsec_nanos() % 1_000 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000) {
         floor
     } else {
         floor.saturating_add(1)
@@ -61,8 +61,12 @@ pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), St
     while let Some(pos) = json[from..].find("\\u0000") {
         let at = from + pos;
         // The escape is real when an even number of backslashes precede its own.
-        let run = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
-        if run % 2 == 0 {
+        let run = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if run.is_multiple_of(2) {
             return Err(ValidationError::new(
                 target,
                 path,
@@ -104,8 +108,10 @@ pub(crate) fn event(row: &SqliteRow, operation: &'static str) -> Result<Committe
         stream: row.try_get(3).map_err(&get)?,
         version: row.try_get(4).map_err(&get)?,
         created: from_micros(row.try_get(5).map_err(&get)?),
-        meta: serde_json::from_str::<EventMeta>(&meta)
-            .map_err(|e| StoreError::backend(operation, e))?,
+        meta: std::sync::Arc::new(
+            serde_json::from_str::<EventMeta>(&meta)
+                .map_err(|e| StoreError::backend(operation, e))?,
+        ),
     })
 }
 

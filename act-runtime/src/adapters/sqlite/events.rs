@@ -73,6 +73,7 @@ async fn insert(
                 *slot = id;
             }
         }
+        let shared = std::sync::Arc::new(meta.clone());
         for (i, (name, data)) in chunk.iter().enumerate() {
             committed.push(Committed {
                 id: ids[i],
@@ -82,7 +83,7 @@ async fn insert(
                 stream: stream.to_owned(),
                 version: first + i as Version,
                 created,
-                meta: meta.clone(),
+                meta: std::sync::Arc::clone(&shared),
             });
         }
     }
@@ -158,7 +159,8 @@ pub(crate) fn select(q: &Query) -> Result<Option<QueryBuilder<Sqlite>>, StoreErr
         return Ok(None);
     }
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
-    qb.push(codec::EVENT_COLUMNS).push(" FROM events WHERE 1 = 1");
+    qb.push(codec::EVENT_COLUMNS)
+        .push(" FROM events WHERE 1 = 1");
     if let Some(m) = &q.stream {
         qb.push(" AND ");
         push_stream_match(&mut qb, "stream", m, "query", "/stream")?;

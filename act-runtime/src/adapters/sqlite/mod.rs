@@ -156,8 +156,8 @@ impl SqliteStore {
 
     /// A private in-memory database (for tests): gone when the store is dropped.
     pub async fn open_in_memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(codec::backend("connect"))?;
+        let options =
+            SqliteConnectOptions::from_str("sqlite::memory:").map_err(codec::backend("connect"))?;
         Self::connect_memory(options).await
     }
 
@@ -358,7 +358,10 @@ impl Store for SqliteStore {
         subscriptions::unblock(&mut *self.writer().await?, streams).await
     }
 
-    async fn query_streams(&self, filter: &StreamFilter) -> Result<Vec<StreamPosition>, StoreError> {
+    async fn query_streams(
+        &self,
+        filter: &StreamFilter,
+    ) -> Result<Vec<StreamPosition>, StoreError> {
         subscriptions::query_streams(&mut *self.reader("query_streams").await?, filter).await
     }
 

@@ -135,10 +135,7 @@ pub(crate) async fn seed(conn: &mut SqliteConnection) -> Result<(), StoreError> 
             }
         }
         for index in table.indexes {
-            sqlx::query(*index)
-                .execute(&mut *tx)
-                .await
-                .map_err(&err)?;
+            sqlx::query(*index).execute(&mut *tx).await.map_err(&err)?;
         }
     }
     let sql = format!("PRAGMA user_version = {VERSION}");

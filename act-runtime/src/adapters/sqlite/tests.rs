@@ -70,7 +70,10 @@ async fn commit_and_query_round_trip() {
     let c = store
         .commit(
             "s1",
-            &[msg("A", serde_json::json!({"x": 1})), msg("B", serde_json::json!([1, "two"]))],
+            &[
+                msg("A", serde_json::json!({"x": 1})),
+                msg("B", serde_json::json!([1, "two"])),
+            ],
             &meta("c1"),
             Some(-1),
         )
@@ -82,7 +85,12 @@ async fn commit_and_query_round_trip() {
     );
     assert_eq!(c[0].created, c[1].created);
     let c2 = store
-        .commit("s2", &[msg("A", serde_json::json!(null))], &meta("c2"), None)
+        .commit(
+            "s2",
+            &[msg("A", serde_json::json!(null))],
+            &meta("c2"),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!((c2[0].id, c2[0].version), (3, 0));
@@ -91,14 +99,32 @@ async fn commit_and_query_round_trip() {
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].data.get(), r#"{"x":1}"#);
     assert_eq!(all[1].data.get(), r#"[1,"two"]"#);
-    assert_eq!(all[0].meta, meta("c1"));
+    assert_eq!(*all[0].meta, meta("c1"));
     assert_eq!(all[0].created, c[0].created);
     assert_eq!(read(&store, &Query::all().correlation("c2")).await[0].id, 3);
-    assert_eq!(read(&store, &Query::all().backward().limit(1)).await[0].id, 3);
-    assert!(read(&store, &Query::all().names(Vec::<String>::new())).await.is_empty());
-    assert_eq!(read(&store, &Query::all().after(0).before(3)).await.len(), 2);
+    assert_eq!(
+        read(&store, &Query::all().backward().limit(1)).await[0].id,
+        3
+    );
+    assert!(
+        read(&store, &Query::all().names(Vec::<String>::new()))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        read(&store, &Query::all().after(0).before(3)).await.len(),
+        2
+    );
 
-    match store.commit("s1", &[msg("C", serde_json::json!({}))], &meta("c"), Some(0)).await {
+    match store
+        .commit(
+            "s1",
+            &[msg("C", serde_json::json!({}))],
+            &meta("c"),
+            Some(0),
+        )
+        .await
+    {
         Err(StoreError::Concurrency(e)) => {
             assert_eq!((e.stream.as_str(), e.expected, e.actual), ("s1", 0, 1));
         }
@@ -112,16 +138,39 @@ async fn nul_characters_are_invalid_and_nothing_is_written() {
     let store = SqliteStore::open_in_memory().await.unwrap();
     let ok = || msg("A", serde_json::json!({}));
     invalid(store.commit("s\0", &[ok()], &meta("c"), None).await);
-    invalid(store.commit("s", &[msg("A\0", serde_json::json!({}))], &meta("c"), None).await);
-    invalid(store.commit("s", &[msg("A", serde_json::json!({"k": "a\u{0}b"}))], &meta("c"), None).await);
+    invalid(
+        store
+            .commit("s", &[msg("A\0", serde_json::json!({}))], &meta("c"), None)
+            .await,
+    );
+    invalid(
+        store
+            .commit(
+                "s",
+                &[msg("A", serde_json::json!({"k": "a\u{0}b"}))],
+                &meta("c"),
+                None,
+            )
+            .await,
+    );
     invalid(store.commit("s", &[ok()], &meta("c\0"), None).await);
     invalid(store.commit("", &[ok()], &meta("c"), None).await);
     // Filters with a NUL match nothing (no stored name holds one), like the oracle.
     store.commit("s", &[ok()], &meta("c"), None).await.unwrap();
-    for q in [Query::stream("s\0"), Query::pattern("s\0"), Query::pattern("^s.*\0")] {
+    for q in [
+        Query::stream("s\0"),
+        Query::pattern("s\0"),
+        Query::pattern("^s.*\0"),
+    ] {
         assert_eq!(store.query(&q, &mut |_| {}).await.unwrap(), 0, "{q:?}");
     }
-    assert_eq!(store.query(&Query::all().names(["A\0"]), &mut |_| {}).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .query(&Query::all().names(["A\0"]), &mut |_| {})
+            .await
+            .unwrap(),
+        0
+    );
     invalid(store.subscribe(&[Subscription::new("x\0")], None).await);
     assert_eq!(read(&store, &Query::all()).await.len(), 1);
 }
@@ -131,9 +180,26 @@ async fn nul_characters_are_invalid_and_nothing_is_written() {
 async fn patterns_match_like_the_oracle_regex() {
     let store = SqliteStore::open_in_memory().await.unwrap();
     let names = [
-        "cart-1", "cart-12", "my-cart-1", "Cart-1", "CART", "a_b%c", "axbyc", "a.b", "axb",
-        "a*b", "a?b", "a[x]b", "a]b", "a\\b", "line\nbreak", "ünïcödé", "x$y", "^x",
-        "order-7", "c-long-t",
+        "cart-1",
+        "cart-12",
+        "my-cart-1",
+        "Cart-1",
+        "CART",
+        "a_b%c",
+        "axbyc",
+        "a.b",
+        "axb",
+        "a*b",
+        "a?b",
+        "a[x]b",
+        "a]b",
+        "a\\b",
+        "line\nbreak",
+        "ünïcödé",
+        "x$y",
+        "^x",
+        "order-7",
+        "c-long-t",
     ];
     for n in names {
         store
@@ -142,9 +208,35 @@ async fn patterns_match_like_the_oracle_regex() {
             .unwrap();
     }
     let patterns = [
-        "", "cart", "^cart", "cart-1$", "^cart-1$", "^c.rt", "c.*t", "^c.*t$", "Cart", "a_b%",
-        "a_b", r"a\.b", "a.b", r"a\*b", r"a\?b", r"a\[x\]b", r"a\]b", r"a\\b", "e\nb",
-        "line.break", "^.*$", "^$", "ünï", "^ü.ï", r"x\$y", r"\^x", "^..$", "-1$", ".",
+        "",
+        "cart",
+        "^cart",
+        "cart-1$",
+        "^cart-1$",
+        "^c.rt",
+        "c.*t",
+        "^c.*t$",
+        "Cart",
+        "a_b%",
+        "a_b",
+        r"a\.b",
+        "a.b",
+        r"a\*b",
+        r"a\?b",
+        r"a\[x\]b",
+        r"a\]b",
+        r"a\\b",
+        "e\nb",
+        "line.break",
+        "^.*$",
+        "^$",
+        "ünï",
+        "^ü.ï",
+        r"x\$y",
+        r"\^x",
+        "^..$",
+        "-1$",
+        ".",
     ];
     for p in patterns {
         let re = RegexBuilder::new(p)
@@ -182,7 +274,13 @@ async fn patterns_outside_the_grammar_are_rejected_naming_the_pattern() {
         };
         invalid(store.subscribe(&[sub], None).await);
     }
-    assert!(store.query_streams(&StreamFilter::default()).await.unwrap().is_empty());
+    assert!(
+        store
+            .query_streams(&StreamFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -217,19 +315,34 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
     assert_eq!(old[0].data.get(), r#"{"v":1}"#);
     assert_eq!(old[0].meta.actor.id, "");
     let c = store
-        .commit("legacy", &[msg("New", serde_json::json!({}))], &meta("c"), Some(0))
+        .commit(
+            "legacy",
+            &[msg("New", serde_json::json!({}))],
+            &meta("c"),
+            Some(0),
+        )
         .await
         .unwrap();
     assert_eq!((c[0].id, c[0].version), (2, 1));
     let rows = store.query_streams(&StreamFilter::default()).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].at, rows[0].retry, rows[0].correlated_at), (-1, -1, None));
+    assert_eq!(
+        (rows[0].at, rows[0].retry, rows[0].correlated_at),
+        (-1, -1, None)
+    );
     let sub = Subscription {
         correlated_at: Some(2),
         ..Subscription::new("old-target")
     };
     assert_eq!(store.subscribe(&[sub], None).await.unwrap().subscribed, 0);
-    assert_eq!(store.claim(1, 0, "w", Duration::from_secs(5)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim(1, 0, "w", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     store.dispose().await.unwrap();
 }
 
@@ -238,7 +351,12 @@ async fn data_survives_close_and_reopen() {
     let db = TempDb::new("reopen");
     let store = SqliteStore::open(&db.0).await.unwrap();
     let first = store
-        .commit("s", &[msg("A", serde_json::json!({"n": 1}))], &meta("c"), None)
+        .commit(
+            "s",
+            &[msg("A", serde_json::json!({"n": 1}))],
+            &meta("c"),
+            None,
+        )
         .await
         .unwrap();
     store
@@ -253,9 +371,14 @@ async fn data_survives_close_and_reopen() {
         .unwrap();
     store.dispose().await.unwrap();
     store.dispose().await.unwrap();
-    assert!(matches!(store.query(&Query::all(), &mut |_| {}).await, Err(StoreError::Disposed)));
     assert!(matches!(
-        store.commit("s", &[msg("A", serde_json::json!({}))], &meta("c"), None).await,
+        store.query(&Query::all(), &mut |_| {}).await,
+        Err(StoreError::Disposed)
+    ));
+    assert!(matches!(
+        store
+            .commit("s", &[msg("A", serde_json::json!({}))], &meta("c"), None)
+            .await,
         Err(StoreError::Disposed)
     ));
 
@@ -283,7 +406,11 @@ async fn created_round_trips_at_microsecond_precision_and_bounds_are_exact() {
         .await
         .unwrap();
     let t = c[0].created;
-    assert_eq!(t.timestamp_subsec_nanos() % 1_000, 0, "truncated to the microsecond");
+    assert_eq!(
+        t.timestamp_subsec_nanos() % 1_000,
+        0,
+        "truncated to the microsecond"
+    );
     assert_eq!(read(&store, &Query::all()).await[0].created, t);
 
     let us = chrono::Duration::microseconds(1);
@@ -300,7 +427,10 @@ async fn created_round_trips_at_microsecond_precision_and_bounds_are_exact() {
     assert_eq!(count(Query::all().created_before(t + us)).await, 1);
     let far: DateTime<Utc> = Utc.with_ymd_and_hms(-100, 1, 1, 0, 0, 0).unwrap();
     assert_eq!(count(Query::all().created_after(far)).await, 1);
-    assert_eq!(count(Query::all().created_before(DateTime::<Utc>::MAX_UTC)).await, 1);
+    assert_eq!(
+        count(Query::all().created_before(DateTime::<Utc>::MAX_UTC)).await,
+        1
+    );
 }
 
 /// 32 concurrent commits, from two store instances on one file (as two processes would),
@@ -317,7 +447,12 @@ async fn concurrent_writers_never_see_busy() {
             for j in 0..10 {
                 let stream = format!("s{}", (i + j) % 8);
                 store
-                    .commit(&stream, &[msg("E", serde_json::json!({"i": i, "j": j}))], &meta("c"), None)
+                    .commit(
+                        &stream,
+                        &[msg("E", serde_json::json!({"i": i, "j": j}))],
+                        &meta("c"),
+                        None,
+                    )
                     .await?;
             }
             Ok::<_, StoreError>(())
@@ -351,12 +486,22 @@ async fn concurrent_writers_never_see_busy() {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let leases = store.claim(2, 2, &format!("w{w}"), Duration::from_secs(60)).await?;
+                let leases = store
+                    .claim(2, 2, &format!("w{w}"), Duration::from_secs(60))
+                    .await?;
                 if leases.is_empty() {
                     return Ok::<_, StoreError>(mine);
                 }
                 let acked = store
-                    .ack(&leases.iter().map(|l| Lease { at: 320, ..l.clone() }).collect::<Vec<_>>())
+                    .ack(
+                        &leases
+                            .iter()
+                            .map(|l| Lease {
+                                at: 320,
+                                ..l.clone()
+                            })
+                            .collect::<Vec<_>>(),
+                    )
                     .await?;
                 assert_eq!(acked.len(), leases.len());
                 mine.extend(leases.into_iter().map(|l| l.stream));
@@ -370,9 +515,16 @@ async fn concurrent_writers_never_see_busy() {
     claimed.sort_unstable();
     let before = claimed.len();
     claimed.dedup();
-    assert_eq!((before, claimed.len()), (64, 64), "each row claimed exactly once");
+    assert_eq!(
+        (before, claimed.len()),
+        (64, 64),
+        "each row claimed exactly once"
+    );
     let rows = a.query_streams(&StreamFilter::default()).await.unwrap();
-    assert!(rows.iter().all(|r| r.at == 320 && r.retry == -1 && r.leased_by.is_none()));
+    assert!(
+        rows.iter()
+            .all(|r| r.at == 320 && r.retry == -1 && r.leased_by.is_none())
+    );
     a.dispose().await.unwrap();
     b.dispose().await.unwrap();
 }
@@ -389,38 +541,92 @@ async fn claim_frontiers_fairness_and_leases() {
         .collect();
     store.subscribe(&subs, None).await.unwrap();
     // Watermarks 0..5 by name: claim and ack each to its index.
-    let all = store.claim(6, 0, "w", Duration::from_secs(60)).await.unwrap();
+    let all = store
+        .claim(6, 0, "w", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 6);
     assert!(all.iter().all(|l| l.retry == 0 && l.lagging && l.by == "w"));
     let acked: Vec<Lease> = all
         .iter()
-        .map(|l| Lease { at: l.stream[1..].parse().unwrap(), ..l.clone() })
+        .map(|l| Lease {
+            at: l.stream[1..].parse().unwrap(),
+            ..l.clone()
+        })
         .collect();
     assert_eq!(store.ack(&acked).await.unwrap().len(), 6);
 
     // lagging 4 → 3 by priority (t5, then t0, t1) + 1 fair (t2); leading 1 → t4.
-    let leases = store.claim(4, 1, "w", Duration::from_secs(60)).await.unwrap();
-    let got: Vec<(&str, bool)> = leases.iter().map(|l| (l.stream.as_str(), l.lagging)).collect();
-    assert_eq!(got, [("t5", true), ("t0", true), ("t1", true), ("t2", true), ("t4", false)]);
+    let leases = store
+        .claim(4, 1, "w", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let got: Vec<(&str, bool)> = leases
+        .iter()
+        .map(|l| (l.stream.as_str(), l.lagging))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("t5", true),
+            ("t0", true),
+            ("t1", true),
+            ("t2", true),
+            ("t4", false)
+        ]
+    );
     // Leased rows are not claimable; the rest is.
-    let rest = store.claim(10, 10, "x", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(rest.iter().map(|l| l.stream.as_str()).collect::<Vec<_>>(), ["t3"]);
+    let rest = store
+        .claim(10, 10, "x", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|l| l.stream.as_str()).collect::<Vec<_>>(),
+        ["t3"]
+    );
     // An ack from another holder is dropped; block needs the holder.
-    assert!(store.ack(&[Lease { by: "x".into(), ..leases[0].clone() }]).await.unwrap().is_empty());
+    assert!(
+        store
+            .ack(&[Lease {
+                by: "x".into(),
+                ..leases[0].clone()
+            }])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let blocked = store
-        .block(&[(leases[0].clone(), "boom".into()), (rest[0].clone(), "bad".into())])
+        .block(&[
+            (leases[0].clone(), "boom".into()),
+            (rest[0].clone(), "bad".into()),
+        ])
         .await
         .unwrap();
     assert_eq!(blocked.len(), 2);
     assert!(blocked.iter().all(|r| r.blocked));
     assert_eq!(blocked[0].error.as_deref(), Some("boom"));
-    assert!(store.block(&[(leases[0].clone(), "again".into())]).await.unwrap().is_empty());
+    assert!(
+        store
+            .block(&[(leases[0].clone(), "again".into())])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Expired leases are claimable again, and retry counts the claims.
     let short = store.claim(0, 10, "y", Duration::ZERO).await.unwrap();
     assert!(short.is_empty(), "leases still live");
-    let filter = StreamFilter { blocked: Some(true), ..StreamFilter::default() };
+    let filter = StreamFilter {
+        blocked: Some(true),
+        ..StreamFilter::default()
+    };
     assert_eq!(store.query_streams(&filter).await.unwrap().len(), 2);
-    assert_eq!(store.unblock(&["t5".into(), "t5".into(), "t0".into()]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .unblock(&["t5".into(), "t5".into(), "t0".into()])
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(store.reset(&["t3".into(), "nope".into()]).await.unwrap(), 1);
     let t3 = &store
         .query_streams(&StreamFilter {
@@ -429,14 +635,25 @@ async fn claim_frontiers_fairness_and_leases() {
         })
         .await
         .unwrap()[0];
-    assert_eq!((t3.at, t3.retry, t3.blocked, t3.leased_by.as_deref()), (-1, -1, false, None));
+    assert_eq!(
+        (t3.at, t3.retry, t3.blocked, t3.leased_by.as_deref()),
+        (-1, -1, false, None)
+    );
 }
 
 #[tokio::test]
 async fn truncate_reseeds_and_drop_all_restarts_ids() {
     let store = SqliteStore::open_in_memory().await.unwrap();
     store
-        .commit("s", &[msg("A", serde_json::json!({})), msg("B", serde_json::json!({}))], &meta("c"), None)
+        .commit(
+            "s",
+            &[
+                msg("A", serde_json::json!({})),
+                msg("B", serde_json::json!({})),
+            ],
+            &meta("c"),
+            None,
+        )
         .await
         .unwrap();
     let out = store
@@ -446,7 +663,11 @@ async fn truncate_reseeds_and_drop_all_restarts_ids() {
                 snapshot: Some(to_raw_value(&serde_json::json!({"n": 2})).unwrap()),
                 meta: meta("close"),
             },
-            TruncateTarget { stream: "unknown".into(), snapshot: None, meta: meta("close") },
+            TruncateTarget {
+                stream: "unknown".into(),
+                snapshot: None,
+                meta: meta("close"),
+            },
         ])
         .await
         .unwrap();
@@ -455,13 +676,21 @@ async fn truncate_reseeds_and_drop_all_restarts_ids() {
     assert_eq!(t.deleted, 2);
     assert_eq!((t.committed.id, t.committed.version), (3, 0));
     assert_eq!(t.committed.name, crate::model::SNAPSHOT_EVENT);
-    assert_eq!(read(&store, &Query::stream("s").with_snaps()).await.len(), 1);
+    assert_eq!(
+        read(&store, &Query::stream("s").with_snaps()).await.len(),
+        1
+    );
     assert!(read(&store, &Query::stream("s")).await.is_empty());
 
     store.drop_all().await.unwrap();
     assert!(read(&store, &Query::all().with_snaps()).await.is_empty());
     let c = store
-        .commit("s", &[msg("A", serde_json::json!({}))], &meta("c"), Some(-1))
+        .commit(
+            "s",
+            &[msg("A", serde_json::json!({}))],
+            &meta("c"),
+            Some(-1),
+        )
         .await
         .unwrap();
     assert_eq!((c[0].id, c[0].version), (1, 0));
@@ -470,11 +699,122 @@ async fn truncate_reseeds_and_drop_all_restarts_ids() {
 #[tokio::test]
 async fn large_batches_span_several_statements() {
     let store = SqliteStore::open_in_memory().await.unwrap();
-    let msgs: Vec<Message> = (0..2_500).map(|i| msg("E", serde_json::json!({"i": i}))).collect();
+    let msgs: Vec<Message> = (0..2_500)
+        .map(|i| msg("E", serde_json::json!({"i": i})))
+        .collect();
     let c = store.commit("big", &msgs, &meta("c"), None).await.unwrap();
     assert_eq!(c.len(), 2_500);
-    assert!(c.iter().enumerate().all(|(i, e)| e.version == i as Version && e.id == i as i64 + 1));
+    assert!(
+        c.iter()
+            .enumerate()
+            .all(|(i, e)| e.version == i as Version && e.id == i as i64 + 1)
+    );
     let back = read(&store, &Query::stream("big")).await;
     assert_eq!(back.len(), 2_500);
     assert_eq!(back[2_499].data.get(), r#"{"i":2499}"#);
+}
+
+#[tokio::test]
+async fn commit_marked_writes_events_and_marks_together() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let c = store
+        .commit_marked(
+            "s",
+            &[
+                msg("A", serde_json::json!({})),
+                msg("B", serde_json::json!({})),
+            ],
+            &meta("c"),
+            Some(-1),
+            &[
+                (1, Subscription::new("target")),
+                (9, Subscription::new("ignored")),
+            ],
+        )
+        .await
+        .unwrap();
+    let rows = store.query_streams(&StreamFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].stream.as_str(), rows[0].correlated_at),
+        ("target", Some(c[1].id))
+    );
+    // A conflict writes neither; a bad mark is rejected before anything is written.
+    assert!(matches!(
+        store
+            .commit_marked(
+                "s",
+                &[msg("C", serde_json::json!({}))],
+                &meta("c"),
+                Some(0),
+                &[(0, Subscription::new("other"))]
+            )
+            .await,
+        Err(StoreError::Concurrency(_))
+    ));
+    let bad = Subscription {
+        source: Some("[x]".into()),
+        source_is_pattern: true,
+        ..Subscription::new("other")
+    };
+    invalid(
+        store
+            .commit_marked(
+                "s",
+                &[msg("C", serde_json::json!({}))],
+                &meta("c"),
+                None,
+                &[(0, bad)],
+            )
+            .await,
+    );
+    assert_eq!(
+        store
+            .query_streams(&StreamFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(read(&store, &Query::all()).await.len(), 2);
+}
+
+#[tokio::test]
+async fn ack_with_due_defers_keeping_retry_and_holder() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let sub = Subscription {
+        correlated_at: Some(10),
+        ..Subscription::new("t")
+    };
+    store.subscribe(&[sub], None).await.unwrap();
+    let lease = store
+        .claim(1, 0, "w", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    let due = Utc::now() - chrono::Duration::seconds(1);
+    let deferred = Lease {
+        at: 4,
+        due: Some(due),
+        ..lease.clone()
+    };
+    assert_eq!(store.ack(&[deferred]).await.unwrap().len(), 1);
+    let row = &store.query_streams(&StreamFilter::default()).await.unwrap()[0];
+    assert_eq!(
+        (row.at, row.retry, row.leased_by.as_deref()),
+        (4, 0, Some("w"))
+    );
+    assert_eq!(
+        row.leased_until,
+        Some(codec::from_micros(codec::micros(due)))
+    );
+    // Due already passed: claimable again, retry keeps counting.
+    let again = store
+        .claim(1, 0, "x", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again[0].at, again[0].retry, again[0].by.as_str()),
+        (4, 1, "x")
+    );
 }

@@ -3,7 +3,9 @@
 //!
 //! `cargo run --release --example bench -- <store> <workload>`
 //!
-//! * store: `memory`
+//! * store: `memory`, or `sqlite` (a file: env `SQLITE_FILE`, default `act-bench.db` in the
+//!   temp directory; the file and its `-wal`/`-shm` are deleted first, like the original's
+//!   `bench.mjs`)
 //! * workload: `commit` (N sequential actions over S streams), `concurrent` (the same with
 //!   C in flight), `load` (cold then warm load of one N-event stream), `reactions` (N
 //!   events, each routed by a dynamic resolver to `audit-<stream>` where the reaction runs
@@ -125,14 +127,30 @@ fn report(store: &str, workload: &str, extra: Value) {
     println!("{line}");
 }
 
-fn build(store: &str) -> Result<Act, Box<dyn std::error::Error>> {
+async fn build(store: &str) -> Result<Act, Box<dyn std::error::Error>> {
     let builder = act()
         .with_state::<Counter>()
         .with_state::<Audit>()
         .with_reaction(audit);
     match store {
         "memory" => Ok(builder.build()?),
-        other => Err(format!("unknown store `{other}` (expected: memory)").into()),
+        "sqlite" => {
+            let file = std::env::var_os("SQLITE_FILE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("act-bench.db"));
+            // A fresh file each run, like bench.mjs.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = file.clone().into_os_string();
+                path.push(suffix);
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            let sqlite = act::adapters::SqliteStore::open(&file).await?;
+            Ok(builder.with_store(sqlite).build()?)
+        }
+        other => Err(format!("unknown store `{other}` (expected: memory, sqlite)").into()),
     }
 }
 
@@ -165,7 +183,7 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
     let s = env("S", 100);
     let c = env("C", 32);
     let actor = Actor::new("1", "bench");
-    let app = build(store)?;
+    let app = build(store).await?;
 
     match workload {
         "commit" | "fill" => {

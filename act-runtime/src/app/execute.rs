@@ -192,10 +192,10 @@ impl Act {
             Ok(c) => c,
             Err(e) => {
                 let e = ActError::from(e);
-                if matches!(e, ActError::Concurrency(_)) {
-                    if let Err(err) = self.inner.cache.invalidate(stream).await {
-                        tracing::error!(stream, error = %err, "cache invalidate failed after a conflict");
-                    }
+                if matches!(e, ActError::Concurrency(_))
+                    && let Err(err) = self.inner.cache.invalidate(stream).await
+                {
+                    tracing::error!(stream, error = %err, "cache invalidate failed after a conflict");
                 }
                 return Err(e);
             }

@@ -180,10 +180,10 @@ impl Act {
         self.inner
             .store
             .query(&query, &mut |e: &Committed| {
-                if failed.is_none() {
-                    if let Err(err) = fold(&mut snap, &mut closed, e) {
-                        failed = Some(err);
-                    }
+                if failed.is_none()
+                    && let Err(err) = fold(&mut snap, &mut closed, e)
+                {
+                    failed = Some(err);
                 }
             })
             .await?;

@@ -472,3 +472,62 @@ fn build_refuses_a_reaction_to_an_unregistered_event() {
         "reaction `to_ledger` is registered twice on event `Incremented`"
     );
 }
+
+static SLOW_DONE: AtomicUsize = AtomicUsize::new(0);
+
+#[reaction(on = LedgerEvent::Recorded, to = "slow-target")]
+async fn slow(_: &Committed<LedgerEvent>, _: &Scope) -> Result<(), ReactionError> {
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    SLOW_DONE.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_wake_up_during_a_running_settle_is_not_lost_and_shutdown_waits_for_the_drain() {
+    let app = act()
+        .with_state::<Ledger>()
+        .with_reaction(slow)
+        .build()
+        .unwrap();
+    let settled = Arc::new(AtomicUsize::new(0));
+    let s = settled.clone();
+    app.on(move |e| {
+        if let Lifecycle::Settled(_) = e {
+            s.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    app.execute(Record { line: "1".into() }, Target::new("w", actor()))
+        .await
+        .unwrap();
+    app.settle();
+    tokio::time::sleep(Duration::from_millis(30)).await; // the first handler is running
+    app.execute(Record { line: "2".into() }, Target::new("w", actor()))
+        .await
+        .unwrap();
+    app.settle(); // arrives mid-cycle
+    for _ in 0..200 {
+        if SLOW_DONE.load(Ordering::SeqCst) == 2 && settled.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(SLOW_DONE.load(Ordering::SeqCst), 2);
+    assert!(settled.load(Ordering::SeqCst) >= 1);
+
+    // a third event, drained while we shut down: the ack lands before the store closes
+    app.execute(Record { line: "3".into() }, Target::new("w", actor()))
+        .await
+        .unwrap();
+    let drainer = app.clone();
+    let drain = tokio::spawn(async move { drainer.drain(DrainOptions::default()).await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    app.shutdown().await.unwrap();
+    let d = drain.await.unwrap().unwrap();
+    assert_eq!(d.handled, 1);
+    assert_eq!(d.acked.len(), 1);
+    assert_eq!(SLOW_DONE.load(Ordering::SeqCst), 3);
+    assert!(matches!(
+        app.drain(DrainOptions::default()).await,
+        Err(ActError::ShutDown)
+    ));
+}

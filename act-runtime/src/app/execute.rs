@@ -75,6 +75,7 @@ impl Act {
         action: A,
         target: Target,
     ) -> Result<Executed<A::State>, ActError> {
+        self.check_live()?;
         self.execute_caused(action, target, Cause::default()).await
     }
 

@@ -120,6 +120,7 @@ impl Act {
         stream: &str,
         options: &LoadOptions,
     ) -> Result<Snapshot<S>, ActError> {
+        self.check_live()?;
         Ok(self.load_inner::<S>(stream, options).await?.snapshot)
     }
 
@@ -129,6 +130,7 @@ impl Act {
         state: &str,
         stream: &str,
     ) -> Result<serde_json::Value, ActError> {
+        self.check_live()?;
         let entry = self
             .inner
             .registry
@@ -142,7 +144,6 @@ impl Act {
         stream: &str,
         options: &LoadOptions,
     ) -> Result<Loaded<S>, ActError> {
-        self.check_live()?;
         validate_stream(stream)?;
         if !self.inner.registry.has_state::<S>() {
             return Err(ActError::UnknownState(S::NAME.to_owned()));

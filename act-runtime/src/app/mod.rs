@@ -96,6 +96,10 @@ impl Act {
     /// The events selected by `query`, in order.
     pub async fn query(&self, query: &Query) -> Result<Vec<Committed>, ActError> {
         self.check_live()?;
+        self.query_inner(query).await
+    }
+
+    pub(crate) async fn query_inner(&self, query: &Query) -> Result<Vec<Committed>, ActError> {
         let mut out = Vec::new();
         self.inner
             .store

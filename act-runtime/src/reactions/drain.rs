@@ -46,7 +46,7 @@ pub struct Blocked {
 pub struct DrainSummary {
     /// Events fetched.
     pub fetched: usize,
-    /// Events whose every reaction succeeded.
+    /// Events handled: every reaction routed to the claimed stream succeeded on them.
     pub handled: usize,
     /// Leases claimed.
     pub leased: Vec<Lease>,
@@ -59,7 +59,13 @@ pub struct DrainSummary {
 impl DrainSummary {
     /// Whether the pass moved anything forward.
     pub fn progressed(&self) -> bool {
-        self.handled > 0 || !self.blocked.is_empty() || self.acked.iter().any(|a| a.retry >= 0)
+        self.handled > 0
+            || !self.blocked.is_empty()
+            || self.acked.iter().any(|a| {
+                self.leased
+                    .iter()
+                    .any(|l| l.stream == a.stream && l.at < a.at)
+            })
     }
 
     pub(crate) fn absorb(&mut self, other: DrainSummary) {
@@ -212,7 +218,7 @@ impl Act {
                 StreamMatch::Exact(s)
             }
         });
-        let events = self.query(&query).await?;
+        let events = self.query_inner(&query).await?;
         let fetched = events.len();
         let mut out = Handled {
             at: events.last().map_or(lease.at, |e| e.id),
@@ -258,30 +264,37 @@ impl Act {
         }
         let mut at = out.lease.at;
         for (event, rs) in payloads {
-            let scope = Scope::new(self.clone(), event);
-            for r in rs {
-                if let Err(e) = r.handle(event, &scope).await {
-                    let opts = r.options;
-                    let block = opts.block_on_error
-                        && (!e.is_retryable() || out.lease.retry >= opts.max_retries as i32);
-                    tracing::warn!(reaction = r.name, stream = %out.lease.stream, event = event.id, retry = out.lease.retry, block, error = %e, "reaction failed");
-                    out.error = Some(format!(
-                        "{} on event {} ({}): {e}",
-                        r.name, event.id, event.name
-                    ));
-                    out.block = block;
-                    if !block {
-                        out.retry_at = opts.backoff.map(|b| {
-                            Utc::now()
-                                + chrono::Duration::milliseconds(b.delay_ms(out.lease.retry) as i64)
-                        });
+            let has_reactions = !rs.is_empty();
+            if has_reactions {
+                let scope = Scope::new(self.clone(), event);
+                for r in rs {
+                    if let Err(e) = r.handle(event, &scope).await {
+                        let opts = r.options;
+                        let block = opts.block_on_error
+                            && (!e.is_retryable() || out.lease.retry >= opts.max_retries as i32);
+                        tracing::warn!(reaction = r.name, stream = %out.lease.stream, event = event.id, retry = out.lease.retry, block, error = %e, "reaction failed");
+                        out.error = Some(format!(
+                            "{} on event {} ({}): {e}",
+                            r.name, event.id, event.name
+                        ));
+                        out.block = block;
+                        if !block {
+                            out.retry_at = opts.backoff.map(|b| {
+                                Utc::now()
+                                    + chrono::Duration::milliseconds(
+                                        b.delay_ms(out.lease.retry) as i64
+                                    )
+                            });
+                        }
+                        out.at = at;
+                        return Ok(out);
                     }
-                    out.at = at;
-                    return Ok(out);
                 }
             }
             at = event.id;
-            out.handled += 1;
+            if has_reactions {
+                out.handled += 1;
+            }
         }
         out.at = out.at.max(at);
         Ok(out)

@@ -8,7 +8,8 @@ use crate::ports::Query;
 
 /// The app inside a reaction: actions executed here carry the triggering event as their
 /// causation, keep its correlation id, and commit without the optimistic guard (unless the
-/// target pins a version).
+/// target pins a version). A drain in flight when the app shuts down finishes through its
+/// scope: these calls do not refuse work during shutdown.
 #[derive(Clone)]
 pub struct Scope {
     app: Act,
@@ -68,7 +69,11 @@ impl Scope {
 
     /// Loads a state.
     pub async fn load<S: Emits>(&self, stream: &str) -> Result<Snapshot<S>, ActError> {
-        self.app.load::<S>(stream).await
+        Ok(self
+            .app
+            .load_inner::<S>(stream, &LoadOptions::default())
+            .await?
+            .snapshot)
     }
 
     /// Loads a state as of a point in time.
@@ -77,12 +82,12 @@ impl Scope {
         stream: &str,
         options: &LoadOptions,
     ) -> Result<Snapshot<S>, ActError> {
-        self.app.load_with::<S>(stream, options).await
+        Ok(self.app.load_inner::<S>(stream, options).await?.snapshot)
     }
 
     /// Queries events.
     pub async fn query(&self, query: &Query) -> Result<Vec<Committed>, ActError> {
-        self.app.query(query).await
+        self.app.query_inner(query).await
     }
 
     /// The whole app (actions run through it directly carry no causation).

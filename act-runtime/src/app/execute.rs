@@ -20,27 +20,47 @@ pub struct Executed<S: Emits> {
     pub snapshot: Snapshot<S>,
     /// The events committed, typed (empty when the handler emitted none).
     pub events: Vec<Committed<EventOf<S>>>,
-    /// The stored records of those events.
-    pub records: Vec<Committed>,
 }
 
 impl<S: Emits + std::fmt::Debug> std::fmt::Debug for Executed<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executed")
             .field("snapshot", &self.snapshot)
-            .field("records", &self.records)
-            .finish_non_exhaustive()
+            .field(
+                "events",
+                &self
+                    .events
+                    .iter()
+                    .map(|e| (e.id, e.name.as_str(), e.version))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
 impl<S: Emits> Executed<S> {
     /// The untyped form, for JSON edges.
     pub fn to_json(&self) -> Result<ExecutedJson, ActError> {
+        let events = self
+            .events
+            .iter()
+            .map(|e| {
+                Ok(Committed {
+                    id: e.id,
+                    name: e.name.clone(),
+                    data: e.data.to_data().map_err(|err| store_err("execute", err))?,
+                    stream: e.stream.clone(),
+                    version: e.version,
+                    created: e.created,
+                    meta: e.meta.clone(),
+                })
+            })
+            .collect::<Result<_, ActError>>()?;
         Ok(ExecutedJson {
             state: serde_json::to_value(&self.snapshot.state)
                 .map_err(|e| store_err("execute", e))?,
             version: self.snapshot.version,
-            events: self.records.clone(),
+            events,
         })
     }
 }
@@ -145,7 +165,6 @@ impl Act {
             return Ok(Executed {
                 snapshot: snap,
                 events: Vec::new(),
-                records: Vec::new(),
             });
         }
         let msgs = events
@@ -226,21 +245,20 @@ impl Act {
 
         let typed = events
             .into_iter()
-            .zip(committed.iter())
+            .zip(committed)
             .map(|(data, c)| Committed {
                 id: c.id,
-                name: c.name.clone(),
+                name: c.name,
                 data,
-                stream: c.stream.clone(),
+                stream: c.stream,
                 version: c.version,
                 created: c.created,
-                meta: c.meta.clone(),
+                meta: c.meta,
             })
             .collect();
         Ok(Executed {
             snapshot: snap,
             events: typed,
-            records: committed,
         })
     }
 

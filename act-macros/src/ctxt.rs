@@ -32,6 +32,11 @@ impl Ctxt {
         result.map_err(|e| self.push(e)).ok()
     }
 
+    /// How many errors were reported so far.
+    pub(crate) fn len(&self) -> usize {
+        self.errors.len()
+    }
+
     /// The `compile_error!` invocations of every error reported.
     pub(crate) fn into_compile_errors(self) -> TokenStream {
         self.errors

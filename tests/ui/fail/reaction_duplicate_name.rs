@@ -1,0 +1,22 @@
+// Two reactions of one module cannot share a name.
+use act_runtime::prelude::*;
+
+#[state]
+#[derive(Debug, Clone, Default)]
+pub struct Counter { pub count: i64 }
+
+#[emits(Counter, passthrough)]
+#[derive(Debug, Clone)]
+pub enum CounterEvent { Incremented { count: i64 } }
+
+#[reaction(on = CounterEvent::Incremented, to = "ledger")]
+async fn record(_: &Committed<CounterEvent>, _: &Scope) -> Result<(), ReactionError> {
+    Ok(())
+}
+
+#[reaction(on = CounterEvent::Incremented, to = "audit")]
+async fn record(_: &Committed<CounterEvent>, _: &Scope) -> Result<(), ReactionError> {
+    Ok(())
+}
+
+fn main() {}

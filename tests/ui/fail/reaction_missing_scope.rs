@@ -1,0 +1,17 @@
+// A reaction takes the event and the scope.
+use act_runtime::prelude::*;
+
+#[state]
+#[derive(Debug, Clone, Default)]
+pub struct Counter { pub count: i64 }
+
+#[emits(Counter, passthrough)]
+#[derive(Debug, Clone)]
+pub enum CounterEvent { Incremented { count: i64 } }
+
+#[reaction(on = CounterEvent::Incremented, to = "ledger")]
+async fn record(_: &Committed<CounterEvent>) -> Result<(), ReactionError> {
+    Ok(())
+}
+
+fn main() {}

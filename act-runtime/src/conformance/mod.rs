@@ -169,7 +169,6 @@ pub struct Failure {
 
 /// What a kit run found: every check's name, and the failures with their reasons.
 #[derive(Debug, Clone, Default)]
-#[must_use = "a report lists failed checks; call `assert_passed`"]
 pub struct Report {
     /// Which kit ran (`"store"`, `"cache"`).
     pub kit: &'static str,

@@ -72,6 +72,7 @@ where
 /// assert!(report.is_ok(), "{report}");
 /// # });
 /// ```
+#[must_use = "a report lists failed checks; call `assert_passed`"]
 pub async fn report<F, Fut, S>(factory: F) -> Report
 where
     F: Fn() -> Fut,
@@ -96,6 +97,7 @@ where
 /// assert!(report.is_ok() && report.groups() == [("query", report.total())]);
 /// # });
 /// ```
+#[must_use = "a report lists failed checks; call `assert_passed`"]
 pub async fn report_matching<F, Fut, S>(factory: F, filter: impl Fn(&str) -> bool) -> Report
 where
     F: Fn() -> Fut,
@@ -227,11 +229,7 @@ pub(crate) fn sorted(leases: &[Lease]) -> Vec<String> {
 }
 
 /// Claims exactly one lease on `stream` for `by` (the only claimable row).
-pub(crate) async fn claim_one(
-    s: &dyn Store,
-    by: &str,
-    lease: Duration,
-) -> Result<Lease, Fail> {
+pub(crate) async fn claim_one(s: &dyn Store, by: &str, lease: Duration) -> Result<Lease, Fail> {
     let mut leases = s.claim(1, 0, by, lease).await?;
     if leases.len() != 1 {
         return Err(Fail(format!(

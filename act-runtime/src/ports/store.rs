@@ -289,6 +289,20 @@ pub struct Truncated {
     pub committed: Committed,
 }
 
+/// The subscriptions `marks` raise once their events are committed: each mark's target with
+/// its work mark at the id of the `i`-th committed event (for [`Store::commit_marked`]).
+pub fn marked(marks: &[(usize, Subscription)], committed: &[Committed]) -> Vec<Subscription> {
+    marks
+        .iter()
+        .filter_map(|(i, sub)| {
+            committed.get(*i).map(|e| Subscription {
+                correlated_at: Some(e.id),
+                ..sub.clone()
+            })
+        })
+        .collect()
+}
+
 /// The event store.
 ///
 /// Object-safe and shared (`Arc<dyn Store>`): adapters synchronize internally. Every
@@ -334,15 +348,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Committed>, StoreError> {
         let committed = self.commit(stream, msgs, meta, expected_version).await?;
         if !marks.is_empty() {
-            let subs: Vec<Subscription> = marks
-                .iter()
-                .filter_map(|(i, sub)| {
-                    committed.get(*i).map(|e| Subscription {
-                        correlated_at: Some(e.id),
-                        ..sub.clone()
-                    })
-                })
-                .collect();
+            let subs = marked(marks, &committed);
             // The events are committed: a failed mark must not turn into a failed commit
             // (the caller would retry and commit twice).
             if let Err(e) = self.subscribe(&subs, None).await {

@@ -556,15 +556,7 @@ impl InMemoryStore {
             owners.push(slot);
         }
         if !marks.is_empty() {
-            let subs: Vec<Subscription> = marks
-                .iter()
-                .filter_map(|(i, sub)| {
-                    out.get(*i).map(|e| Subscription {
-                        correlated_at: Some(e.id),
-                        ..sub.clone()
-                    })
-                })
-                .collect();
+            let subs = crate::ports::store::marked(marks, &out);
             Self::upsert(&mut self.subs.lock(), &subs);
         }
         Ok(out)

@@ -1,10 +1,11 @@
-//! The quickstart: a todo list, run on the default in-memory store.
+//! The quickstart: a todo list, on the default in-memory store or on a SQLite file.
 //!
-//! `cargo run --example quickstart`
+//! `cargo run --example quickstart` (in memory), or
+//! `cargo run --example quickstart -- --sqlite todos.db` (a file, kept across runs: each run
+//! appends to the same list, and the events of earlier runs are still there).
 //!
 //! Declares a state, its events and its actions with the act macros, executes a handful of
-//! actions (one of them rejected by an invariant), then prints the committed events and the
-//! final state.
+//! actions (two of them rejected), then prints the committed events and the final state.
 
 use act::prelude::*;
 
@@ -95,12 +96,37 @@ pub struct RenameList {
     pub title: String,
 }
 
+/// The store named on the command line: `--sqlite <FILE>`, or in memory.
+async fn build() -> Result<(Act, String), Box<dyn std::error::Error>> {
+    let builder = act().with_state::<TodoList>();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok((builder.build()?, "memory".to_owned())),
+        [flag, file] if flag == "--sqlite" => {
+            let store = act::adapters::SqliteStore::open(file).await?;
+            Ok((
+                builder.with_store(store).build()?,
+                format!("sqlite file {file}"),
+            ))
+        }
+        _ => Err("usage: quickstart [--sqlite <FILE>]".into()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let app = act().with_state::<TodoList>().build()?;
+    let (app, store) = build().await?;
     let ada = Actor::new("u-1", "Ada");
     let stream = "todos-ada";
     let target = || Target::new(stream, ada.clone());
+
+    // On a file, an earlier run's events are still there: this run continues the list.
+    let before = app.load::<TodoList>(stream).await?;
+    println!(
+        "store: {store}; {stream} is at version {} ({} todos) before this run\n",
+        before.version,
+        before.state.todos.len()
+    );
 
     app.execute(
         RenameList {
@@ -109,21 +135,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         target(),
     )
     .await?;
-    app.execute(
-        AddTodo {
-            text: "milk".into(),
-        },
-        target(),
-    )
-    .await?;
-    app.execute(
-        AddTodo {
-            text: "bread".into(),
-        },
-        target(),
-    )
-    .await?;
-    app.execute(CompleteTodo { id: 1 }, target()).await?;
+    for text in ["milk", "bread"] {
+        // The invariant (at most 10 todos) rejects adds once the list is full.
+        if let Err(e) = app.execute(AddTodo { text: text.into() }, target()).await {
+            println!("rejected: {e}");
+        }
+    }
+    let list = app.load::<TodoList>(stream).await?.state;
+    if let Some(open) = list.todos.iter().find(|t| !t.done) {
+        app.execute(CompleteTodo { id: open.id }, target()).await?;
+    }
 
     // The JSON entry point validates against the action's schema before anything runs.
     let bad = app
@@ -132,7 +153,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Err(e) = bad {
         println!("rejected: {e}");
     }
-    if let Err(e) = app.execute(CompleteTodo { id: 9 }, target()).await {
+    if let Err(e) = app.execute(CompleteTodo { id: 99 }, target()).await {
         println!("rejected: {e}");
     }
 

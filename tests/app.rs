@@ -65,7 +65,9 @@ async fn execute_commits_typed_events_with_versions_and_meta() {
         e.meta.correlation
     );
     assert_eq!(
-        out.to_json().unwrap().events[0].data_as::<serde_json::Value>().unwrap(),
+        out.to_json().unwrap().events[0]
+            .data_as::<serde_json::Value>()
+            .unwrap(),
         json!({"sku": "A1", "qty": 2})
     );
 

@@ -5,11 +5,14 @@
 //! text-format pitfalls (years before 0 or after 9999). Read them in SQL with
 //! `strftime('%Y-%m-%dT%H:%M:%fZ', created / 1e6, 'unixepoch')`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use super::raw::{self, Run};
 use crate::error::{StoreError, ValidationError};
 use crate::model::{Committed, EventMeta};
 use crate::ports::{Lease, StreamPosition};
@@ -88,30 +91,45 @@ pub(crate) fn backend(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreE
     }
 }
 
-/// Whether `e` is a unique-constraint violation.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 /// The columns [`event`] reads, in order.
 pub(crate) const EVENT_COLUMNS: &str = "id, name, data, stream, version, created, meta";
 
-/// Decodes an `events` row selected with [`EVENT_COLUMNS`].
-pub(crate) fn event(row: &SqliteRow, operation: &'static str) -> Result<Committed, StoreError> {
-    let get = backend(operation);
-    let data: String = row.try_get(2).map_err(&get)?;
-    let meta: String = row.try_get(6).map_err(&get)?;
-    Ok(Committed {
-        id: row.try_get(0).map_err(&get)?,
-        name: row.try_get(1).map_err(&get)?,
-        data: RawValue::from_string(data).map_err(|e| StoreError::backend(operation, e))?,
-        stream: row.try_get(3).map_err(&get)?,
-        version: row.try_get(4).map_err(&get)?,
-        created: from_micros(row.try_get(5).map_err(&get)?),
-        meta: std::sync::Arc::new(
-            serde_json::from_str::<EventMeta>(&meta)
+/// The last meta decoded while reading rows: the events of one commit share one meta text,
+/// so they share one parsed [`EventMeta`] too.
+#[derive(Default)]
+pub(crate) struct MetaCache {
+    last: Option<(String, Arc<EventMeta>)>,
+}
+
+impl MetaCache {
+    fn get(&mut self, text: &str, operation: &'static str) -> Result<Arc<EventMeta>, StoreError> {
+        if let Some((t, meta)) = &self.last
+            && t == text
+        {
+            return Ok(Arc::clone(meta));
+        }
+        let meta = Arc::new(
+            serde_json::from_str::<EventMeta>(text)
                 .map_err(|e| StoreError::backend(operation, e))?,
-        ),
+        );
+        self.last = Some((text.to_owned(), Arc::clone(&meta)));
+        Ok(meta)
+    }
+}
+
+/// Decodes an `events` row selected with [`EVENT_COLUMNS`].
+pub(crate) fn event(row: &Run<'_, '_>, metas: &mut MetaCache) -> Result<Committed, StoreError> {
+    const OP: &str = "query";
+    let get = raw::backend(OP);
+    let data = row.text(2).map_err(&get)?;
+    Ok(Committed {
+        id: row.i64(0),
+        name: row.text(1).map_err(&get)?.to_owned(),
+        data: RawValue::from_string(data.to_owned()).map_err(|e| StoreError::backend(OP, e))?,
+        stream: row.text(3).map_err(&get)?.to_owned(),
+        version: row.i64(4),
+        created: from_micros(row.i64(5)),
+        meta: metas.get(row.text(6).map_err(&get)?, OP)?,
     })
 }
 
@@ -140,6 +158,27 @@ pub(crate) fn position(
         leased_by: row.try_get(8).map_err(&get)?,
         leased_until: until.map(from_micros),
         correlated_at: row.try_get(10).map_err(&get)?,
+    })
+}
+
+/// Decodes a `streams` row selected with [`STREAM_COLUMNS`] (direct read).
+pub(crate) fn position_raw(
+    row: &Run<'_, '_>,
+    operation: &'static str,
+) -> Result<StreamPosition, StoreError> {
+    let get = raw::backend(operation);
+    Ok(StreamPosition {
+        stream: row.text(0).map_err(&get)?.to_owned(),
+        source: row.opt_text(1).map_err(&get)?,
+        source_is_pattern: row.i64(2) != 0,
+        at: row.i64(3),
+        retry: clamp_i32(row.i64(4)),
+        blocked: row.i64(5) != 0,
+        error: row.opt_text(6).map_err(&get)?,
+        priority: clamp_i32(row.i64(7)),
+        leased_by: row.opt_text(8).map_err(&get)?,
+        leased_until: row.opt_i64(9).map(from_micros),
+        correlated_at: row.opt_i64(10),
     })
 }
 

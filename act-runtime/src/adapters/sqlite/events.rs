@@ -2,10 +2,13 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::codec::{self, backend, micros, micros_ceil, no_nul, no_nul_json};
-use super::pattern::{self, push_stream_match};
+use super::pattern::{self, Cond};
+use super::raw::{self, Arg, Db, Param};
 use crate::error::{ConcurrencyError, StoreError, ValidationError};
 use crate::model::{Committed, EventMeta, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version};
 use crate::ports::{Query, StreamMatch, TruncateTarget, Truncated};
@@ -30,15 +33,8 @@ pub(crate) fn validate_commit(
     no_nul_json("commit", "/meta", meta_json)
 }
 
-/// The stream's current version (`-1` when empty).
-async fn version_of(conn: &mut SqliteConnection, stream: &str) -> Result<Version, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(MAX(version), -1) FROM events WHERE stream = ?")
-        .bind(stream)
-        .fetch_one(conn)
-        .await
-}
-
-/// Inserts `msgs` after `version`, returning the committed events in version order.
+/// Inserts `msgs` after `version` at time `created` (whole microseconds), returning the
+/// committed events in version order.
 async fn insert(
     conn: &mut SqliteConnection,
     stream: &str,
@@ -46,8 +42,8 @@ async fn insert(
     meta: &EventMeta,
     meta_json: &str,
     version: Version,
+    created: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Committed>, sqlx::Error> {
-    let created = codec::now();
     let created_us = micros(created);
     let mut committed = Vec::with_capacity(msgs.len());
     for (c, chunk) in msgs.chunks(ROWS_PER_INSERT).enumerate() {
@@ -90,17 +86,29 @@ async fn insert(
     Ok(committed)
 }
 
-/// Appends `msgs` to `stream` inside the caller's `IMMEDIATE` transaction `tx`.
-pub(crate) async fn commit_in(
-    tx: &mut SqliteConnection,
+/// The stream's current version (`-1` when empty).
+const VERSION_SQL: &str = "SELECT COALESCE(MAX(version), -1) FROM events WHERE stream = ?";
+/// One event.
+const INSERT_SQL: &str = "INSERT INTO events (name, data, stream, version, created, meta) \
+     VALUES (?, ?, ?, ?, ?, ?)";
+
+/// Appends `msgs` to `stream` inside the caller's `IMMEDIATE` transaction: reads the
+/// version, checks it, and inserts one row per message with cached statements.
+pub(crate) fn commit_in(
+    cache: &mut raw::Cache,
+    db: Db<'_>,
     stream: &str,
     msgs: &[Message],
     meta: &EventMeta,
     meta_json: &str,
     expected: Option<Version>,
 ) -> Result<Vec<Committed>, StoreError> {
-    let err = backend("commit");
-    let actual = version_of(&mut *tx, stream).await.map_err(&err)?;
+    let err = raw::backend("commit");
+    let actual = cache
+        .get(db, VERSION_SQL)
+        .and_then(|s| s.run(db, &[stream.into()])?.scalar())
+        .map_err(&err)?
+        .unwrap_or(-1);
     if let Some(expected) = expected
         && expected != actual
     {
@@ -111,21 +119,45 @@ pub(crate) async fn commit_in(
         }
         .into());
     }
-    let pairs: Vec<(&str, &str)> = msgs
-        .iter()
-        .map(|m| (m.name.as_str(), m.data.get()))
-        .collect();
-    match insert(&mut *tx, stream, &pairs, meta, meta_json, actual).await {
-        Ok(committed) => Ok(committed),
-        // Only another process can append between our read and our insert.
-        Err(e) if is_conflict(&e) => Err(ConcurrencyError {
-            stream: stream.to_owned(),
-            expected: expected.unwrap_or(actual),
-            actual: actual + 1,
+    let created = codec::now();
+    let created_us = micros(created);
+    let shared = Arc::new(meta.clone());
+    let insert = cache.get(db, INSERT_SQL).map_err(&err)?;
+    let mut committed = Vec::with_capacity(msgs.len());
+    for (i, m) in msgs.iter().enumerate() {
+        let version = actual + 1 + i as Version;
+        let args = [
+            Arg::Text(&m.name),
+            Arg::Text(m.data.get()),
+            Arg::Text(stream),
+            Arg::Int(version),
+            Arg::Int(created_us),
+            Arg::Text(meta_json),
+        ];
+        match insert.run(db, &args).and_then(raw::Run::execute) {
+            Ok(_) => {}
+            // Only another process can append between our read and our insert.
+            Err(e) if e.is_unique_violation() => {
+                return Err(ConcurrencyError {
+                    stream: stream.to_owned(),
+                    expected: expected.unwrap_or(actual),
+                    actual: actual + 1,
+                }
+                .into());
+            }
+            Err(e) => return Err(err(e)),
         }
-        .into()),
-        Err(e) => Err(err(e)),
+        committed.push(Committed {
+            id: db.last_insert_rowid(),
+            name: m.name.clone(),
+            data: m.data.clone(),
+            stream: stream.to_owned(),
+            version,
+            created,
+            meta: Arc::clone(&shared),
+        });
     }
+    Ok(committed)
 }
 
 /// Serializes and validates a commit's meta.
@@ -139,10 +171,6 @@ pub(crate) fn meta_json(
     Ok(json)
 }
 
-fn is_conflict(e: &sqlx::Error) -> bool {
-    codec::is_unique_violation(e)
-}
-
 /// Validates a query: its stream pattern must be in the portable grammar (checked before
 /// anything else, even when the query selects nothing).
 pub(crate) fn validate_query(q: &Query) -> Result<(), StoreError> {
@@ -152,59 +180,98 @@ pub(crate) fn validate_query(q: &Query) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Builds the `SELECT` for `q`, with bound parameters only; `None` when it selects nothing.
-pub(crate) fn select(q: &Query) -> Result<Option<QueryBuilder<Sqlite>>, StoreError> {
+/// The `SELECT` for `q` and its parameters; `None` when it selects nothing.
+pub(crate) fn select(q: &Query) -> Result<Option<(String, Vec<Param>)>, StoreError> {
     validate_query(q)?;
     if matches!(&q.names, Some(n) if n.is_empty()) || q.limit == Some(0) {
         return Ok(None);
     }
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
-    qb.push(codec::EVENT_COLUMNS)
-        .push(" FROM events WHERE 1 = 1");
+    let mut sql = format!("SELECT {} FROM events WHERE 1 = 1", codec::EVENT_COLUMNS);
+    let mut params = Vec::new();
+    // Within one stream, versions increase with ids: ordering by version walks the
+    // `(stream, version)` index instead of sorting the rows in a temporary b-tree.
+    let mut order = "id";
     if let Some(m) = &q.stream {
-        qb.push(" AND ");
-        push_stream_match(&mut qb, "stream", m, "query", "/stream")?;
+        match pattern::stream_match(m, "query", "/stream")? {
+            Cond::Nothing => sql.push_str(" AND 0"),
+            Cond::Eq(s) => {
+                order = "version";
+                sql.push_str(" AND stream = ?");
+                params.push(Param::Text(s));
+            }
+            Cond::Glob(g) => {
+                sql.push_str(" AND stream GLOB ?");
+                params.push(Param::Text(g));
+            }
+        }
     }
     if let Some(names) = &q.names {
         let json = serde_json::to_string(names).map_err(|e| StoreError::backend("query", e))?;
-        qb.push(" AND name IN (SELECT value FROM json_each(")
-            .push_bind(json)
-            .push("))");
+        sql.push_str(" AND name IN (SELECT value FROM json_each(?))");
+        params.push(Param::Text(json));
     }
     if let Some(after) = q.after {
-        qb.push(" AND id > ").push_bind(after);
+        sql.push_str(" AND id > ?");
+        params.push(Param::Int(after));
     } else if let (true, Some(StreamMatch::Exact(stream))) = (q.with_snaps, &q.stream) {
-        qb.push(" AND id >= COALESCE((SELECT MAX(id) FROM events WHERE stream = ")
-            .push_bind(stream.clone())
-            .push(" AND name = '")
-            .push(SNAPSHOT_EVENT)
-            .push("'), 0)");
+        sql.push_str(" AND id >= COALESCE((SELECT MAX(id) FROM events WHERE stream = ?");
+        sql.push_str(" AND name = '");
+        sql.push_str(SNAPSHOT_EVENT);
+        sql.push_str("'), 0)");
+        params.push(Param::Text(stream.clone()));
     }
     if let Some(before) = q.before {
-        qb.push(" AND id < ").push_bind(before);
+        sql.push_str(" AND id < ?");
+        params.push(Param::Int(before));
     }
     if let Some(t) = q.created_after {
-        qb.push(" AND created > ").push_bind(micros(t));
+        sql.push_str(" AND created > ?");
+        params.push(Param::Int(micros(t)));
     }
     if let Some(t) = q.created_before {
-        qb.push(" AND created < ").push_bind(micros_ceil(t));
+        sql.push_str(" AND created < ?");
+        params.push(Param::Int(micros_ceil(t)));
     }
     if let Some(c) = &q.correlation {
-        qb.push(" AND json_extract(meta, '$.correlation') = ")
-            .push_bind(c.clone());
+        sql.push_str(" AND json_extract(meta, '$.correlation') = ?");
+        params.push(Param::Text(c.clone()));
     }
     if !q.with_snaps {
-        qb.push(" AND name <> '").push(SNAPSHOT_EVENT).push("'");
+        sql.push_str(" AND name <> '");
+        sql.push_str(SNAPSHOT_EVENT);
+        sql.push('\'');
     }
-    qb.push(if q.backward {
-        " ORDER BY id DESC"
-    } else {
-        " ORDER BY id ASC"
-    });
+    sql.push_str(" ORDER BY ");
+    sql.push_str(order);
+    sql.push_str(if q.backward { " DESC" } else { " ASC" });
     if let Some(limit) = q.limit {
-        qb.push(" LIMIT ").push_bind(codec::count(limit));
+        sql.push_str(" LIMIT ?");
+        params.push(Param::Int(codec::count(limit)));
     }
-    Ok(Some(qb))
+    Ok(Some((sql, params)))
+}
+
+/// Runs `q` on `db`, handing each event to `sink`; returns how many.
+pub(crate) fn query(
+    cache: &mut raw::Cache,
+    db: Db<'_>,
+    q: &Query,
+    sink: &mut (dyn for<'e> FnMut(&'e Committed) + Send),
+) -> Result<usize, StoreError> {
+    let Some((sql, params)) = select(q)? else {
+        return Ok(0);
+    };
+    let err = raw::backend("query");
+    let stmt = cache.get(db, &sql).map_err(&err)?;
+    let args: Vec<Arg<'_>> = params.iter().map(Arg::from).collect();
+    let mut run = stmt.run(db, &args).map_err(&err)?;
+    let mut metas = codec::MetaCache::default();
+    let mut n = 0;
+    while run.step().map_err(&err)? {
+        sink(&codec::event(&run, &mut metas)?);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Replaces each target's events with one seed event at version 0, in one transaction.
@@ -230,6 +297,8 @@ pub(crate) async fn truncate(
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
         .await
         .map_err(&err)?;
+    // One time for every seed of the call, as one PostgreSQL transaction's `now()`.
+    let created = codec::now();
     for (t, meta_json) in targets.iter().zip(&seeds) {
         let deleted = sqlx::query("DELETE FROM events WHERE stream = ?")
             .bind(&t.stream)
@@ -244,9 +313,17 @@ pub(crate) async fn truncate(
             Some(s) => (SNAPSHOT_EVENT, s.get()),
             None => (TOMBSTONE_EVENT, "{}"),
         };
-        let mut seeded = insert(&mut tx, &t.stream, &[(name, data)], &t.meta, meta_json, -1)
-            .await
-            .map_err(&err)?;
+        let mut seeded = insert(
+            &mut tx,
+            &t.stream,
+            &[(name, data)],
+            &t.meta,
+            meta_json,
+            -1,
+            created,
+        )
+        .await
+        .map_err(&err)?;
         let committed = seeded.pop().ok_or_else(|| {
             StoreError::backend("truncate", "the seed event was not inserted".to_owned())
         })?;

@@ -9,6 +9,9 @@
 //!   succeed. `busy_timeout` (30 s) covers another *process* writing the same file.
 //! * **Reads never wait for writes.** The file is in WAL mode, and queries and listings run on
 //!   a pool of reader connections, each seeing the last committed state.
+//! * **Hot paths skip sqlx's worker thread.** Commit, query, subscribe, claim and ack take the
+//!   connection's handle once per call and run their statements directly, prepared once per
+//!   connection (see `raw.rs`); a query over one stream walks the `(stream, version)` index.
 //! * **Durability.** [`Durability::Process`] (the default) is `synchronous = NORMAL`: in WAL
 //!   mode a returned commit is in the WAL (the OS's page cache), so it survives the process
 //!   being killed, even by `SIGKILL`; only an OS crash or power loss can lose the last
@@ -48,23 +51,19 @@
 mod codec;
 mod events;
 mod pattern;
+mod raw;
 mod schema;
 mod subscriptions;
 
 use std::collections::HashMap;
-use std::future::poll_fn;
-use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::error::StoreError;
@@ -77,7 +76,7 @@ use crate::ports::{
 /// How long a connection waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reader connections per file store.
-const READERS: u32 = 4;
+const READERS: usize = 4;
 
 /// When a commit is durable (SQLite's `synchronous` in WAL mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,9 +96,9 @@ pub enum Durability {
 /// Cheap to share: wrap it in an `Arc` (it is `Send + Sync`).
 pub struct SqliteStore {
     /// The one connection that writes (and, in memory, also reads).
-    writer: Mutex<Option<SqliteConnection>>,
+    writer: Mutex<Option<Writer>>,
     /// Readers, for a file; `None` in memory (every connection would see its own database).
-    readers: Option<SqlitePool>,
+    readers: Option<Readers>,
     disposed: AtomicBool,
 }
 
@@ -112,29 +111,28 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// A connection to read with: a pooled reader, or the writer for an in-memory store.
-enum Reader<'a> {
-    Pooled(PoolConnection<Sqlite>),
-    Writer(MappedMutexGuard<'a, SqliteConnection>),
+/// The writer connection and its prepared statements (declared first: they are finalized
+/// before the connection closes).
+struct Writer {
+    stmts: raw::Cache,
+    conn: SqliteConnection,
 }
 
-impl Deref for Reader<'_> {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        match self {
-            Self::Pooled(c) => c,
-            Self::Writer(c) => c,
+impl Writer {
+    fn new(conn: SqliteConnection) -> Self {
+        Self {
+            stmts: raw::Cache::default(),
+            conn,
         }
     }
 }
 
-impl DerefMut for Reader<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        match self {
-            Self::Pooled(c) => c,
-            Self::Writer(c) => c,
-        }
-    }
+/// The reader connections of a file store, each with its prepared statements, opened on
+/// first use.
+struct Readers {
+    options: SqliteConnectOptions,
+    slots: Vec<Mutex<Option<Writer>>>,
+    next: AtomicUsize,
 }
 
 impl SqliteStore {
@@ -180,6 +178,11 @@ impl SqliteStore {
             .foreign_keys(false)
             .statement_cache_capacity(256)
             .disable_statement_logging()
+            // 16 MiB of page cache per connection, reads through a memory map (no `pread`
+            // per page), temporary b-trees (json_each, sorts) in memory.
+            .pragma("cache_size", "-16384")
+            .pragma("mmap_size", "268435456")
+            .pragma("temp_store", "memory")
     }
 
     async fn connect_file(
@@ -197,13 +200,13 @@ impl SqliteStore {
             .connect()
             .await
             .map_err(codec::backend("connect"))?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .min_connections(0)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_lazy_with(base.pragma("query_only", "ON"));
+        let readers = Readers {
+            options: base.pragma("query_only", "ON"),
+            slots: (0..READERS).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        };
         let store = Self {
-            writer: Mutex::new(Some(writer)),
+            writer: Mutex::new(Some(Writer::new(writer))),
             readers: Some(readers),
             disposed: AtomicBool::new(false),
         };
@@ -217,7 +220,7 @@ impl SqliteStore {
             .await
             .map_err(codec::backend("connect"))?;
         let store = Self {
-            writer: Mutex::new(Some(writer)),
+            writer: Mutex::new(Some(Writer::new(writer))),
             readers: None,
             disposed: AtomicBool::new(false),
         };
@@ -226,7 +229,7 @@ impl SqliteStore {
     }
 
     /// The writer connection, waiting for the writes queued before this one.
-    async fn writer(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, StoreError> {
+    async fn writer(&self) -> Result<MappedMutexGuard<'_, Writer>, StoreError> {
         if self.disposed.load(Ordering::Acquire) {
             return Err(StoreError::Disposed);
         }
@@ -234,31 +237,86 @@ impl SqliteStore {
             .map_err(|_| StoreError::Disposed)
     }
 
-    /// A connection to read with.
-    async fn reader(&self, operation: &'static str) -> Result<Reader<'_>, StoreError> {
-        match &self.readers {
-            Some(pool) => {
-                if self.disposed.load(Ordering::Acquire) {
-                    return Err(StoreError::Disposed);
-                }
-                pool.acquire()
-                    .await
-                    .map(Reader::Pooled)
-                    .map_err(codec::backend(operation))
-            }
-            None => self.writer().await.map(Reader::Writer),
+    /// The writer connection, for sqlx.
+    async fn writer_conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, StoreError> {
+        Ok(MappedMutexGuard::map(self.writer().await?, |w| &mut w.conn))
+    }
+
+    /// Runs `f` on the writer's handle, taken from sqlx's worker thread for the whole call,
+    /// with the writer's prepared statements.
+    async fn with_writer<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut raw::Cache, raw::Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut writer = self.writer().await?;
+        let Writer { stmts, conn } = &mut *writer;
+        let mut locked = conn
+            .lock_handle()
+            .await
+            .map_err(codec::backend(operation))?;
+        f(stmts, raw::Db::new(&mut locked))
+    }
+
+    /// Runs `f` on a reader's handle (the writer's for an in-memory store), with its
+    /// prepared statements.
+    async fn with_reader<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut raw::Cache, raw::Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut reader = self.reader(operation).await?;
+        let Writer { stmts, conn } = &mut *reader;
+        let mut locked = conn
+            .lock_handle()
+            .await
+            .map_err(codec::backend(operation))?;
+        f(stmts, raw::Db::new(&mut locked))
+    }
+
+    /// A connection to read with: a free reader (opened on first use), or the writer for an
+    /// in-memory store.
+    async fn reader(
+        &self,
+        operation: &'static str,
+    ) -> Result<MappedMutexGuard<'_, Writer>, StoreError> {
+        let Some(readers) = &self.readers else {
+            return self.writer().await;
+        };
+        if self.disposed.load(Ordering::Acquire) {
+            return Err(StoreError::Disposed);
         }
+        let free = readers.slots.iter().find_map(|s| s.try_lock().ok());
+        let mut slot = match free {
+            Some(slot) => slot,
+            None => {
+                let i = readers.next.fetch_add(1, Ordering::Relaxed) % readers.slots.len();
+                readers.slots[i].lock().await
+            }
+        };
+        if self.disposed.load(Ordering::Acquire) {
+            return Err(StoreError::Disposed);
+        }
+        if slot.is_none() {
+            let conn = readers
+                .options
+                .connect()
+                .await
+                .map_err(codec::backend(operation))?;
+            *slot = Some(Writer::new(conn));
+        }
+        MutexGuard::try_map(slot, Option::as_mut).map_err(|_| StoreError::Disposed)
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn seed(&self) -> Result<(), StoreError> {
-        schema::seed(&mut *self.writer().await?).await
+        schema::seed(&mut *self.writer_conn().await?).await
     }
 
     async fn drop_all(&self) -> Result<(), StoreError> {
-        events::drop_all(&mut *self.writer().await?).await
+        events::drop_all(&mut *self.writer_conn().await?).await
     }
 
     async fn commit(
@@ -284,25 +342,26 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Committed>, StoreError> {
         let meta_json = events::meta_json(stream, msgs, meta)?;
         subscriptions::validate_subs(marks.iter().map(|(_, s)| s))?;
-        let err = codec::backend("commit");
-        let mut conn = self.writer().await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
-        let committed =
-            events::commit_in(&mut tx, stream, msgs, meta, &meta_json, expected_version).await?;
-        if !marks.is_empty() {
-            let subs: Vec<Subscription> = marks
-                .iter()
-                .filter_map(|(i, sub)| {
-                    committed.get(*i).map(|e| Subscription {
-                        correlated_at: Some(e.id),
-                        ..sub.clone()
-                    })
-                })
-                .collect();
-            subscriptions::subscribe_in(&mut tx, &subs, None).await?;
-        }
-        tx.commit().await.map_err(&err)?;
-        Ok(committed)
+        self.with_writer("commit", |stmts, db| {
+            raw::immediate(stmts, db, "commit", |stmts| {
+                let committed =
+                    events::commit_in(stmts, db, stream, msgs, meta, &meta_json, expected_version)?;
+                if !marks.is_empty() {
+                    let subs: Vec<Subscription> = marks
+                        .iter()
+                        .filter_map(|(i, sub)| {
+                            committed.get(*i).map(|e| Subscription {
+                                correlated_at: Some(e.id),
+                                ..sub.clone()
+                            })
+                        })
+                        .collect();
+                    subscriptions::subscribe_in(stmts, db, &subs, None)?;
+                }
+                Ok(committed)
+            })
+        })
+        .await
     }
 
     async fn query(
@@ -310,18 +369,10 @@ impl Store for SqliteStore {
         query: &Query,
         sink: &mut (dyn for<'e> FnMut(&'e Committed) + Send),
     ) -> Result<usize, StoreError> {
-        let Some(mut select) = events::select(query)? else {
-            return Ok(0);
-        };
-        let mut conn = self.reader("query").await?;
-        let err = codec::backend("query");
-        let mut rows = select.build().fetch(&mut *conn);
-        let mut n = 0;
-        while let Some(row) = poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
-            sink(&codec::event(&row.map_err(&err)?, "query")?);
-            n += 1;
-        }
-        Ok(n)
+        // Invalid queries fail before a connection is taken.
+        events::validate_query(query)?;
+        self.with_reader("query", |stmts, db| events::query(stmts, db, query, sink))
+            .await
     }
 
     async fn subscribe(
@@ -329,7 +380,10 @@ impl Store for SqliteStore {
         subs: &[Subscription],
         checkpoint: Option<EventId>,
     ) -> Result<Subscribed, StoreError> {
-        subscriptions::subscribe(&mut *self.writer().await?, subs, checkpoint).await
+        self.with_writer("subscribe", |stmts, db| {
+            subscriptions::subscribe(stmts, db, subs, checkpoint)
+        })
+        .await
     }
 
     async fn claim(
@@ -339,49 +393,60 @@ impl Store for SqliteStore {
         by: &str,
         lease: Duration,
     ) -> Result<Vec<Lease>, StoreError> {
-        subscriptions::claim(&mut *self.writer().await?, lagging, leading, by, lease).await
+        self.with_writer("claim", |stmts, db| {
+            subscriptions::claim(stmts, db, lagging, leading, by, lease)
+        })
+        .await
     }
 
     async fn ack(&self, leases: &[Lease]) -> Result<Vec<Lease>, StoreError> {
-        subscriptions::ack(&mut *self.writer().await?, leases).await
+        self.with_writer("ack", |stmts, db| subscriptions::ack(stmts, db, leases))
+            .await
     }
 
     async fn block(&self, leases: &[(Lease, String)]) -> Result<Vec<StreamPosition>, StoreError> {
-        subscriptions::block(&mut *self.writer().await?, leases).await
+        subscriptions::block(&mut *self.writer_conn().await?, leases).await
     }
 
     async fn reset(&self, streams: &[String]) -> Result<usize, StoreError> {
-        subscriptions::reset(&mut *self.writer().await?, streams).await
+        subscriptions::reset(&mut *self.writer_conn().await?, streams).await
     }
 
     async fn unblock(&self, streams: &[String]) -> Result<usize, StoreError> {
-        subscriptions::unblock(&mut *self.writer().await?, streams).await
+        subscriptions::unblock(&mut *self.writer_conn().await?, streams).await
     }
 
     async fn query_streams(
         &self,
         filter: &StreamFilter,
     ) -> Result<Vec<StreamPosition>, StoreError> {
-        subscriptions::query_streams(&mut *self.reader("query_streams").await?, filter).await
+        subscriptions::query_streams(&mut self.reader("query_streams").await?.conn, filter).await
     }
 
     async fn truncate(
         &self,
         targets: &[TruncateTarget],
     ) -> Result<HashMap<String, Truncated>, StoreError> {
-        events::truncate(&mut *self.writer().await?, targets).await
+        events::truncate(&mut *self.writer_conn().await?, targets).await
     }
 
     async fn dispose(&self) -> Result<(), StoreError> {
         if self.disposed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if let Some(pool) = &self.readers {
-            pool.close().await;
+        if let Some(readers) = &self.readers {
+            for slot in &readers.slots {
+                let reader = slot.lock().await.take();
+                if let Some(Writer { mut stmts, conn }) = reader {
+                    stmts.clear();
+                    conn.close().await.map_err(codec::backend("dispose"))?;
+                }
+            }
         }
         // Waits for the writes in flight; the last connection to close checkpoints the WAL.
         let writer = self.writer.lock().await.take();
-        if let Some(conn) = writer {
+        if let Some(Writer { mut stmts, conn }) = writer {
+            stmts.clear();
             conn.close().await.map_err(codec::backend("dispose"))?;
         }
         Ok(())

@@ -24,6 +24,35 @@ use sqlx::{QueryBuilder, Sqlite};
 use crate::error::{StoreError, ValidationError};
 use crate::ports::StreamMatch;
 
+/// The SQL condition "a column matches `m`".
+pub(crate) enum Cond {
+    /// Matches nothing.
+    Nothing,
+    /// `column = ?`
+    Eq(String),
+    /// `column GLOB ?`
+    Glob(String),
+}
+
+/// The condition for `m`; a pattern outside the portable grammar is
+/// [`StoreError::Invalid`] (`target` and `path` name the input).
+pub(crate) fn stream_match(m: &StreamMatch, target: &str, path: &str) -> Result<Cond, StoreError> {
+    Ok(match m {
+        // No stored name holds a NUL (commit and subscribe refuse them), and SQLite's GLOB
+        // would stop reading a pattern at one: such a filter matches nothing.
+        m if m.as_str().contains('\0') => {
+            if let StreamMatch::Pattern(p) = m {
+                validate(p, target, path)?;
+            }
+            Cond::Nothing
+        }
+        StreamMatch::Exact(s) => Cond::Eq(s.clone()),
+        StreamMatch::Pattern(p) => {
+            Cond::Glob(to_glob(p).map_err(|e| ValidationError::new(target, path, e))?)
+        }
+    })
+}
+
 /// Pushes the condition "`column` matches `m`" with bound parameters; a pattern outside the
 /// portable grammar is [`StoreError::Invalid`] (`target` and `path` name the input).
 pub(crate) fn push_stream_match(
@@ -33,21 +62,15 @@ pub(crate) fn push_stream_match(
     target: &str,
     path: &str,
 ) -> Result<(), StoreError> {
-    match m {
-        // No stored name holds a NUL (commit and subscribe refuse them), and SQLite's GLOB
-        // would stop reading a pattern at one: such a filter matches nothing.
-        m if m.as_str().contains('\0') => {
-            if let StreamMatch::Pattern(p) = m {
-                validate(p, target, path)?;
-            }
+    match stream_match(m, target, path)? {
+        Cond::Nothing => {
             qb.push("0");
         }
-        StreamMatch::Exact(s) => {
-            qb.push(column).push(" = ").push_bind(s.clone());
+        Cond::Eq(s) => {
+            qb.push(column).push(" = ").push_bind(s);
         }
-        StreamMatch::Pattern(p) => {
-            let glob = to_glob(p).map_err(|e| ValidationError::new(target, path, e))?;
-            qb.push(column).push(" GLOB ").push_bind(glob);
+        Cond::Glob(g) => {
+            qb.push(column).push(" GLOB ").push_bind(g);
         }
     }
     Ok(())

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::codec::{self, STREAM_COLUMNS, backend, no_nul};
 use super::pattern::{self, push_stream_match};
+use super::raw::{self, Arg, Db};
 use crate::error::StoreError;
 use crate::model::EventId;
 use crate::ports::{Lease, StreamFilter, StreamPosition, Subscribed, Subscription};
@@ -32,130 +33,142 @@ pub(crate) fn validate_subs<'a>(
 }
 
 /// Registers targets and raises the checkpoint, in one transaction.
-pub(crate) async fn subscribe(
-    conn: &mut SqliteConnection,
+pub(crate) fn subscribe(
+    cache: &mut raw::Cache,
+    db: Db<'_>,
     subs: &[Subscription],
     checkpoint: Option<EventId>,
 ) -> Result<Subscribed, StoreError> {
     validate_subs(subs)?;
-    let err = backend("subscribe");
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
-        .await
-        .map_err(&err)?;
-    let subscribed = subscribe_in(&mut tx, subs, checkpoint).await?;
-    let watermark: EventId = sqlx::query_scalar("SELECT COALESCE(MAX(at), -1) FROM streams")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(&err)?;
-    let checkpoint: Option<EventId> =
-        sqlx::query_scalar("SELECT at FROM correlated WHERE key = ''")
-            .fetch_optional(&mut *tx)
-            .await
+    let err = raw::backend("subscribe");
+    raw::immediate(cache, db, "subscribe", |cache| {
+        let subscribed = subscribe_in(cache, db, subs, checkpoint)?;
+        let watermark = cache
+            .get(db, "SELECT COALESCE(MAX(at), -1) FROM streams")
+            .and_then(|s| s.run(db, &[])?.scalar())
+            .map_err(&err)?
+            .unwrap_or(-1);
+        let checkpoint = cache
+            .get(db, "SELECT at FROM correlated WHERE key = ''")
+            .and_then(|s| s.run(db, &[])?.scalar())
             .map_err(&err)?;
-    tx.commit().await.map_err(&err)?;
-    Ok(Subscribed {
-        subscribed,
-        watermark,
-        checkpoint,
+        Ok(Subscribed {
+            subscribed,
+            watermark,
+            checkpoint,
+        })
     })
 }
 
 /// Upserts `subs` (validated by the caller) and raises the checkpoint inside the caller's
-/// transaction `tx`; returns how many rows were new.
-pub(crate) async fn subscribe_in(
-    tx: &mut SqliteConnection,
+/// transaction; returns how many rows were new.
+pub(crate) fn subscribe_in(
+    cache: &mut raw::Cache,
+    db: Db<'_>,
     subs: &[Subscription],
     checkpoint: Option<EventId>,
 ) -> Result<usize, StoreError> {
-    let err = backend("subscribe");
+    let err = raw::backend("subscribe");
     let mut subscribed = 0;
     for s in subs {
-        let inserted = sqlx::query(
-            "INSERT INTO streams (stream, source, source_is_pattern, priority, correlated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO NOTHING",
-        )
-        .bind(&s.stream)
-        .bind(&s.source)
-        .bind(i64::from(s.source_is_pattern))
-        .bind(i64::from(s.priority))
-        .bind(s.correlated_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(&err)?
-        .rows_affected();
+        let inserted = cache
+            .execute(
+                db,
+                "INSERT INTO streams (stream, source, source_is_pattern, priority, correlated_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO NOTHING",
+                &[
+                    Arg::Text(&s.stream),
+                    s.source.as_ref().into(),
+                    Arg::Int(i64::from(s.source_is_pattern)),
+                    Arg::Int(i64::from(s.priority)),
+                    s.correlated_at.into(),
+                ],
+            )
+            .map_err(&err)?;
         if inserted > 0 {
             subscribed += 1;
             continue;
         }
         // An existing row keeps the higher priority and mark, and takes the new source.
-        sqlx::query(
-            "UPDATE streams SET priority = max(priority, ?1), \
-             correlated_at = CASE WHEN ?2 IS NULL THEN correlated_at \
-                 WHEN correlated_at IS NULL THEN ?2 ELSE max(correlated_at, ?2) END, \
-             source = ?3, source_is_pattern = ?4 \
-             WHERE stream = ?5",
-        )
-        .bind(i64::from(s.priority))
-        .bind(s.correlated_at)
-        .bind(&s.source)
-        .bind(i64::from(s.source_is_pattern))
-        .bind(&s.stream)
-        .execute(&mut *tx)
-        .await
-        .map_err(&err)?;
+        cache
+            .execute(
+                db,
+                "UPDATE streams SET priority = max(priority, ?1), \
+                 correlated_at = CASE WHEN ?2 IS NULL THEN correlated_at \
+                     WHEN correlated_at IS NULL THEN ?2 ELSE max(correlated_at, ?2) END, \
+                 source = ?3, source_is_pattern = ?4 \
+                 WHERE stream = ?5",
+                &[
+                    Arg::Int(i64::from(s.priority)),
+                    s.correlated_at.into(),
+                    s.source.as_ref().into(),
+                    Arg::Int(i64::from(s.source_is_pattern)),
+                    Arg::Text(&s.stream),
+                ],
+            )
+            .map_err(&err)?;
     }
     if let Some(at) = checkpoint {
-        sqlx::query(
-            "INSERT INTO correlated (key, at) VALUES ('', ?) \
-             ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)",
-        )
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(&err)?;
+        cache
+            .execute(
+                db,
+                "INSERT INTO correlated (key, at) VALUES ('', ?) \
+                 ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)",
+                &[Arg::Int(at)],
+            )
+            .map_err(&err)?;
     }
     Ok(subscribed)
 }
 
-/// Selects up to `limit` eligible streams in `order`, excluding `taken`.
-async fn candidates(
-    conn: &mut SqliteConnection,
+/// The claimable rows (not blocked, with work: `at < correlated_at`, and not leased or with
+/// an expired lease at `?1`, now in microseconds), minus the streams in the JSON array `?2`,
+/// in one of three orders, up to `?3` rows.
+macro_rules! candidates_sql {
+    ($order:literal) => {
+        concat!(
+            "SELECT stream FROM streams WHERE blocked = 0 AND correlated_at IS NOT NULL \
+             AND at < correlated_at AND (leased_by IS NULL OR leased_until <= ?1) \
+             AND stream NOT IN (SELECT value FROM json_each(?2)) ORDER BY ",
+            $order,
+            " LIMIT ?3"
+        )
+    };
+}
+
+/// Selects up to `limit` eligible streams with `sql`, excluding `taken`.
+fn candidates(
+    cache: &mut raw::Cache,
+    db: Db<'_>,
+    sql: &'static str,
     now: i64,
-    order: &str,
     limit: usize,
     taken: &[String],
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<String>, raw::RawError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT stream FROM streams WHERE ");
-    qb.push(ELIGIBLE).push_bind(now).push(")");
-    if !taken.is_empty() {
-        let json = serde_json::to_string(taken).unwrap_or_else(|_| "[]".to_owned());
-        qb.push(" AND stream NOT IN (SELECT value FROM json_each(")
-            .push_bind(json)
-            .push("))");
+    let json = serde_json::to_string(taken).unwrap_or_else(|_| "[]".to_owned());
+    let stmt = cache.get(db, sql)?;
+    let mut run = stmt.run(
+        db,
+        &[
+            Arg::Int(now),
+            Arg::Text(&json),
+            Arg::Int(codec::count(limit)),
+        ],
+    )?;
+    let mut out = Vec::new();
+    while run.step()? {
+        out.push(run.text(0)?.to_owned());
     }
-    qb.push(" ORDER BY ")
-        .push(order)
-        .push(" LIMIT ")
-        .push_bind(codec::count(limit));
-    qb.build()
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect()
+    Ok(out)
 }
 
-/// The claimable rows: not blocked, with work (`at < correlated_at`), and not leased or with
-/// an expired lease; the caller pushes now (microseconds) and the closing `)`.
-const ELIGIBLE: &str = "blocked = 0 AND correlated_at IS NOT NULL \
-     AND at < correlated_at AND (leased_by IS NULL OR leased_until <= ";
-
 /// Claims rows on both frontiers and leases them, in one transaction.
-pub(crate) async fn claim(
-    conn: &mut SqliteConnection,
+pub(crate) fn claim(
+    cache: &mut raw::Cache,
+    db: Db<'_>,
     lagging: usize,
     leading: usize,
     by: &str,
@@ -164,7 +177,7 @@ pub(crate) async fn claim(
     if lagging == 0 && leading == 0 {
         return Ok(Vec::new());
     }
-    let err = backend("claim");
+    let err = raw::backend("claim");
     let now = codec::micros(chrono::Utc::now());
     let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
     let fair = if lagging >= 2 {
@@ -172,92 +185,111 @@ pub(crate) async fn claim(
     } else {
         0
     };
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
-        .await
+    raw::immediate(cache, db, "claim", |cache| {
+        let mut lag = candidates(
+            cache,
+            db,
+            candidates_sql!("priority DESC, at ASC, stream ASC"),
+            now,
+            lagging - fair,
+            &[],
+        )
         .map_err(&err)?;
-    let mut lag = candidates(
-        &mut tx,
-        now,
-        "priority DESC, at ASC, stream ASC",
-        lagging - fair,
-        &[],
-    )
-    .await
-    .map_err(&err)?;
-    let reserve = candidates(&mut tx, now, "at ASC, stream ASC", fair, &lag)
-        .await
+        let reserve = candidates(
+            cache,
+            db,
+            candidates_sql!("at ASC, stream ASC"),
+            now,
+            fair,
+            &lag,
+        )
         .map_err(&err)?;
-    lag.extend(reserve);
-    let lead = candidates(&mut tx, now, "at DESC, stream ASC", leading, &lag)
-        .await
+        lag.extend(reserve);
+        let lead = candidates(
+            cache,
+            db,
+            candidates_sql!("at DESC, stream ASC"),
+            now,
+            leading,
+            &lag,
+        )
         .map_err(&err)?;
-    let mut leases = Vec::with_capacity(lag.len() + lead.len());
-    for (streams, lagging) in [(&lag, true), (&lead, false)] {
-        for stream in streams {
-            let sql = format!(
+        let mut leases = Vec::with_capacity(lag.len() + lead.len());
+        let update = cache
+            .get(
+                db,
                 "UPDATE streams SET leased_by = ?, leased_until = ?, retry = retry + 1 \
-                 WHERE stream = ? RETURNING {STREAM_COLUMNS}"
-            );
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(by)
-                .bind(until)
-                .bind(stream)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(&err)?;
-            leases.push(codec::lease(codec::position(&row, "claim")?, lagging));
+                 WHERE stream = ? RETURNING stream, source, source_is_pattern, at, retry, \
+                 blocked, error, priority, leased_by, leased_until, correlated_at",
+            )
+            .map_err(&err)?;
+        for (streams, lagging) in [(&lag, true), (&lead, false)] {
+            for stream in streams {
+                let mut run = update
+                    .run(db, &[Arg::Text(by), Arg::Int(until), Arg::Text(stream)])
+                    .map_err(&err)?;
+                if !run.step().map_err(&err)? {
+                    return Err(StoreError::backend(
+                        "claim",
+                        format!("claimed stream `{stream}` vanished"),
+                    ));
+                }
+                let position = codec::position_raw(&run, "claim")?;
+                // Finish the statement before the next one.
+                while run.step().map_err(&err)? {}
+                leases.push(codec::lease(position, lagging));
+            }
         }
-    }
-    tx.commit().await.map_err(&err)?;
-    Ok(leases)
+        Ok(leases)
+    })
 }
 
 /// Acks the leases still held by their holders.
-pub(crate) async fn ack(
-    conn: &mut SqliteConnection,
+pub(crate) fn ack(
+    cache: &mut raw::Cache,
+    db: Db<'_>,
     leases: &[Lease],
 ) -> Result<Vec<Lease>, StoreError> {
     if leases.is_empty() {
         return Ok(Vec::new());
     }
-    let err = backend("ack");
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
-        .await
-        .map_err(&err)?;
-    let mut acked = Vec::new();
-    for l in leases {
-        let update = match l.due {
-            // Deferred: the holder keeps the row (and its retry count) until due.
-            Some(due) => sqlx::query(
-                "UPDATE streams SET at = ?, leased_until = ? WHERE stream = ? AND leased_by = ?",
-            )
-            .bind(l.at)
-            .bind(codec::micros(due)),
-            None => sqlx::query(
-                "UPDATE streams SET at = ?, retry = -1, leased_by = NULL, leased_until = NULL \
-                 WHERE stream = ? AND leased_by = ?",
-            )
-            .bind(l.at),
-        };
-        let n = update
-            .bind(&l.stream)
-            .bind(&l.by)
-            .execute(&mut *tx)
-            .await
-            .map_err(&err)?
-            .rows_affected();
-        if n > 0 {
-            acked.push(l.clone());
-        } else {
-            tracing::warn!(
-                stream = %l.stream,
-                by = %l.by,
-                "ack dropped: the lease is not held by its holder any more"
-            );
+    let err = raw::backend("ack");
+    raw::immediate(cache, db, "ack", |cache| {
+        let mut acked = Vec::new();
+        for l in leases {
+            let n = match l.due {
+                // Deferred: the holder keeps the row (and its retry count) until due.
+                Some(due) => cache.execute(
+                    db,
+                    "UPDATE streams SET at = ?, leased_until = ? \
+                     WHERE stream = ? AND leased_by = ?",
+                    &[
+                        Arg::Int(l.at),
+                        Arg::Int(codec::micros(due)),
+                        Arg::Text(&l.stream),
+                        Arg::Text(&l.by),
+                    ],
+                ),
+                None => cache.execute(
+                    db,
+                    "UPDATE streams SET at = ?, retry = -1, leased_by = NULL, \
+                     leased_until = NULL WHERE stream = ? AND leased_by = ?",
+                    &[Arg::Int(l.at), Arg::Text(&l.stream), Arg::Text(&l.by)],
+                ),
+            }
+            .map_err(&err)?;
+            if n > 0 {
+                acked.push(l.clone());
+            } else {
+                tracing::warn!(
+                    stream = %l.stream,
+                    by = %l.by,
+                    "ack dropped: the lease is not held by its holder any more"
+                );
+            }
         }
-    }
-    tx.commit().await.map_err(&err)?;
-    Ok(acked)
+        Ok(acked)
+    })
 }
 
 /// Blocks the leased rows still held by their holders and not yet blocked.

@@ -118,8 +118,10 @@ static RUNTIME_FLAVOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::
 
 fn report(store: &str, workload: &str, extra: Value) {
     let runtime = RUNTIME_FLAVOR.get().copied().unwrap_or("current");
-    let mut line =
-        json!({ "impl": "act-rs", "store": store, "workload": workload, "runtime": runtime });
+    let mut line = json!({
+        "impl": "act-rs", "store": store, "workload": workload,
+        "runtime": runtime, "allocator": "mimalloc",
+    });
     if let (Some(obj), Value::Object(more)) = (line.as_object_mut(), extra) {
         obj.extend(more);
         obj.insert("rss_mb".into(), json!(rss_mb()));

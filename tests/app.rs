@@ -586,3 +586,25 @@ async fn concurrent_actions_on_one_stream_all_land_in_order() {
     assert_eq!(s.state.count, ok);
     assert_eq!(s.version, ok - 1);
 }
+
+#[tokio::test]
+async fn an_event_payload_over_the_limit_is_refused_and_nothing_commits() {
+    let app = act()
+        .with_state::<Cart>()
+        .with_max_event_bytes(64)
+        .build()
+        .unwrap();
+    app.execute(add("A", 1), target("c")).await.unwrap();
+    let err = app
+        .execute(add(&"x".repeat(100), 1), target("c"))
+        .await
+        .unwrap_err();
+    match &err {
+        ActError::Validation(v) => {
+            assert_eq!(v.target, "ItemAdded");
+            assert!(v.to_string().contains("at most 64"), "{v}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(count(&app, Query::stream("c")).await, 1);
+}

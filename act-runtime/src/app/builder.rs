@@ -32,6 +32,7 @@ pub struct ActBuilder {
     cache: Option<Arc<dyn Cache>>,
     correlator: Option<Correlator>,
     reactions: Vec<ReactionEntry>,
+    max_event_bytes: Option<usize>,
 }
 
 impl ActBuilder {
@@ -70,6 +71,14 @@ impl ActBuilder {
         self
     }
 
+    /// Refuses events whose JSON payload is larger than `bytes` (1 MiB by default) with a
+    /// [`ValidationError`](crate::error::ValidationError) naming the event: nothing is
+    /// committed.
+    pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = Some(bytes);
+        self
+    }
+
     /// Uses `f` to make correlation ids for requests that do not carry one.
     pub fn with_correlator(
         mut self,
@@ -94,6 +103,9 @@ impl ActBuilder {
                 shut_down: AtomicBool::new(false),
                 reactions,
                 pipeline: Pipeline::default(),
+                max_event_bytes: self
+                    .max_event_bytes
+                    .unwrap_or(super::DEFAULT_MAX_EVENT_BYTES),
             }),
         })
     }

@@ -173,6 +173,15 @@ impl Act {
                 let data = e.to_data().map_err(|err| {
                     ValidationError::new(e.name(), "", format!("cannot serialize: {err}"))
                 })?;
+                let (size, limit) = (data.get().len(), self.inner.max_event_bytes);
+                if size > limit {
+                    return Err(ValidationError::new(
+                        e.name(),
+                        "",
+                        format!("payload is {size} bytes; at most {limit}"),
+                    )
+                    .into());
+                }
                 Ok(Message::new(e.name(), data))
             })
             .collect::<Result<Vec<_>, ActError>>()?;

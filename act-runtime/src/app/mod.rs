@@ -51,6 +51,7 @@ pub(crate) struct Inner {
     pub(crate) shut_down: AtomicBool,
     pub(crate) reactions: Reactions,
     pub(crate) pipeline: Pipeline,
+    pub(crate) max_event_bytes: usize,
 }
 
 impl std::fmt::Debug for Act {
@@ -66,6 +67,9 @@ impl std::fmt::Debug for Act {
 
 /// The longest stream name accepted, in bytes.
 pub const MAX_STREAM_LEN: usize = 1024;
+
+/// The default largest event payload, in bytes (see [`ActBuilder::with_max_event_bytes`]).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
 impl Act {
     /// The app's store.

@@ -53,6 +53,13 @@ async fn p_dynamic(e: &Committed<CounterEvent>, app: &Scope) -> Result<(), React
     Ok(())
 }
 
+/// A second hop: reacts to what `p_dynamic`'s actions commit, while drains are running.
+#[reaction(on = LedgerEvent::Recorded, to = "chain")]
+async fn p_chain(e: &Committed<LedgerEvent>, _: &Scope) -> Result<(), ReactionError> {
+    log("chain", "chain".into(), e.id);
+    Ok(())
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -78,6 +85,7 @@ proptest! {
                 .with_reaction(p_static)
                 .with_reaction(p_this)
                 .with_reaction(p_dynamic)
+                .with_reaction(p_chain)
                 .build()
                 .unwrap();
             let mut events = Vec::new();
@@ -91,14 +99,22 @@ proptest! {
                 }
             }
             let opts = DrainOptions { stream_limit, event_limit, lease: Duration::from_secs(30) };
+            // quiet = correlate found nothing new (checkpoint unmoved) and drain did nothing
             let mut quiet = 0;
             let mut passes = 0;
+            let mut checkpoint = -1;
             while quiet < 3 {
                 passes += 1;
                 prop_assert!(passes < 2_000, "never settled");
                 let c = app.correlate(correlate_limit).await.unwrap();
                 let d = app.drain(opts).await.unwrap();
-                quiet = if c.subscribed == 0 && d.handled == 0 && d.leased.is_empty() { quiet + 1 } else { 0 };
+                let moved = c.last_id != checkpoint;
+                checkpoint = c.last_id;
+                quiet = if !moved && c.subscribed == 0 && d.handled == 0 && d.leased.is_empty() {
+                    quiet + 1
+                } else {
+                    0
+                };
             }
             let log = LOG.lock().unwrap().clone();
             // exactly once per reaction
@@ -111,7 +127,13 @@ proptest! {
                     prop_assert!(seen.contains(&(r, *id)), "{r} never handled event {id} of {stream}");
                 }
             }
-            prop_assert_eq!(seen.len(), events.len() * 3);
+            // every event committed by a reaction was handled by the second hop
+            let recorded = app.query(&Query::all().names(["Recorded"])).await.unwrap();
+            prop_assert_eq!(recorded.len(), events.len());
+            for r in &recorded {
+                prop_assert!(seen.contains(&("chain", r.id)), "chain never handled event {}", r.id);
+            }
+            prop_assert_eq!(seen.len(), events.len() * 4);
             // in order per target
             let mut per_target: BTreeMap<(&str, String), Vec<i64>> = BTreeMap::new();
             for (r, t, id) in &log {

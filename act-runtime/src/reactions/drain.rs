@@ -136,13 +136,9 @@ impl Act {
                 }
             }
         }
-        // Streams whose fetch found nothing: fast-forward to the highest id fetched.
-        let window = results.iter().map(|h| h.at).max().unwrap_or(-1);
-        for h in &mut results {
-            if h.fetched == 0 && h.error.is_none() {
-                h.at = h.at.max(window);
-            }
-        }
+        // A lease whose fetch found nothing keeps its watermark. (Moving it to what other
+        // leases fetched would be unsafe: their handlers commit while this pass runs, so an
+        // event this lease never saw could fall below that mark.)
 
         // Block before ack, so a stream is never acked past an event that failed.
         let to_block: Vec<(Lease, String)> = results

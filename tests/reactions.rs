@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use act_runtime::app::Lifecycle;
 use act_runtime::prelude::*;
-use act_runtime::reactions::{DrainSummary, Resolver};
+use act_runtime::reactions::Resolver;
 use act_tests::actor;
 use act_tests::counter::{Counter, CounterEvent, Increment};
 use act_tests::ledger::{Ledger, LedgerEvent, Record};

@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "retries",
     "block_on_error",
     "backoff",
+    "timeout_ms",
     "crate",
 ];
 const BACKOFF_KEYS: &[&str] = &[
@@ -82,6 +83,8 @@ pub(crate) struct ReactionDef {
     pub(crate) retries: Option<Num>,
     pub(crate) block_on_error: Option<syn::LitBool>,
     pub(crate) backoff: Option<BackoffDef>,
+    /// `timeout_ms = N`, at least 1.
+    pub(crate) timeout_ms: Option<Num>,
 }
 
 /// The entry point: parse, check, expand.
@@ -116,6 +119,7 @@ pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, item: ItemFn) -> ReactionD
         retries: None,
         block_on_error: None,
         backoff: None,
+        timeout_ms: None,
         item,
     };
     let mut krate = None;
@@ -154,6 +158,7 @@ pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, item: ItemFn) -> ReactionD
         "retries" => def.retries = number(cx, arg, "retries", u64::from(u32::MAX), 0),
         "block_on_error" => def.block_on_error = cx.ok(lit_bool(arg)),
         "backoff" => def.backoff = parse_backoff(cx, arg),
+        "timeout_ms" => def.timeout_ms = number(cx, arg, "timeout_ms", u64::MAX, 1),
         "crate" => krate = cx.ok(arg.path()),
         // `read` hands over only the keys listed in `KEYS`.
         _ => cx.error(arg.span(), format!("unsupported argument `{key}`")),
@@ -203,12 +208,19 @@ fn parse_target(cx: &mut Ctxt, arg: &Arg) -> Option<Target> {
     }
 }
 
-/// An integer literal in `min..=max`: `retries = 5`, `base_ms = 100`.
+/// An integer literal in `min..=max`: `retries = 5`, `base_ms = 100`, `timeout_ms = 30000`.
 fn number(cx: &mut Ctxt, arg: &Arg, key: &str, max: u64, min: u64) -> Option<Num> {
     let what = if key == "retries" {
         "a number of retries".to_owned()
     } else {
         format!("a number of milliseconds, at least {min}")
+    };
+    // A plausible value for the key, shown in the "expects" messages.
+    let example = match key {
+        "retries" => 3,
+        "base_ms" => 100,
+        "max_ms" => 5000,
+        _ => 30_000,
     };
     let lit = match &arg.value {
         Value::Expr(Expr::Lit(syn::ExprLit {
@@ -227,14 +239,14 @@ fn number(cx: &mut Ctxt, arg: &Arg, key: &str, max: u64, min: u64) -> Option<Num
         Value::Expr(other) => {
             cx.error_spanned(
                 other,
-                format!("`{key}` expects {what}: `{key} = {}`", min.max(3)),
+                format!("`{key}` expects {what}: `{key} = {example}`"),
             );
             return None;
         }
         _ => {
             cx.error(
                 arg.span(),
-                format!("`{key}` expects {what}: `{key} = {}`", min.max(3)),
+                format!("`{key}` expects {what}: `{key} = {example}`"),
             );
             return None;
         }
@@ -368,12 +380,161 @@ fn set_strategy(cx: &mut Ctxt, def: &mut BackoffDef, strategy: &str, span: Span)
     def.strategy = Some((strategy.to_owned(), span));
 }
 
-/// The signature a reaction must have, with its event enum when known.
+/// What one parameter of the handler is: its role follows from its place and its type.
+///
+/// The last parameter is the scope. Before it, a parameter whose type names `Committed`
+/// (`&Committed<E>`, by the last segment of its path) is the committed event, one whose type
+/// names `Scope` is a misplaced scope, and any other is a field binding. Only the place is
+/// decided here: the types themselves are checked by rustc, on the user's tokens.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Role {
+    /// `amount: &u64`: borrows a field of the event's variant.
+    Field,
+    /// `event: &Committed<E>`.
+    Event,
+    /// `app: &Scope`.
+    Scope,
+}
+
+/// The last segment of the path a type names, under one reference: `Committed` for
+/// `&act_runtime::model::Committed<E>`.
+fn type_name(ty: &syn::Type) -> Option<String> {
+    let ty = match ty {
+        syn::Type::Reference(r) => &*r.elem,
+        other => other,
+    };
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() => {
+            p.path.segments.last().map(|s| s.ident.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The handler's typed parameters with their roles, in order.
+pub(crate) fn params(sig: &syn::Signature) -> Vec<(&syn::PatType, Role)> {
+    let typed: Vec<_> = sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            syn::FnArg::Typed(t) => Some(t),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let last = typed.len().saturating_sub(1);
+    typed
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let role = match type_name(&t.ty).as_deref() {
+                _ if i == last => Role::Scope,
+                Some("Committed") => Role::Event,
+                Some("Scope") => Role::Scope,
+                _ => Role::Field,
+            };
+            (t, role)
+        })
+        .collect()
+}
+
+/// A field binding, read from a parameter: `amount: &u64` binds the field `amount`, `_0:
+/// &Payload` the tuple field `0`.
+pub(crate) struct Binding<'a> {
+    /// The parameter's name, which is also the local the generated code binds.
+    pub(crate) ident: &'a syn::Ident,
+    /// The field it binds, on the span of `ident` (rustc's "no field named" lands there).
+    pub(crate) member: syn::Member,
+    pub(crate) ty: &'a syn::Type,
+}
+
+/// The binding of a field parameter, when its pattern is a plain (or `mut`) name.
+pub(crate) fn binding(param: &syn::PatType) -> Option<Binding<'_>> {
+    let syn::Pat::Ident(p) = &*param.pat else {
+        return None;
+    };
+    if p.by_ref.is_some() || p.subpat.is_some() {
+        return None;
+    }
+    let name = p.ident.unraw().to_string();
+    // `_0`, `_1`, ...: a tuple field, by position (`_01` is a name).
+    let position = name
+        .strip_prefix('_')
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| *n == "0" || !n.starts_with('0'))
+        .and_then(|n| n.parse::<u32>().ok());
+    let member = match position {
+        Some(index) => syn::Member::Unnamed(syn::Index {
+            index,
+            span: p.ident.span(),
+        }),
+        None => syn::Member::Named(p.ident.clone()),
+    };
+    Some(Binding {
+        ident: &p.ident,
+        member,
+        ty: &param.ty,
+    })
+}
+
+/// A type as a user would write it: `&Vec<String>`, not `& Vec < String >`.
+fn type_string(ty: &syn::Type) -> String {
+    let mut s = ty.to_token_stream().to_string();
+    for (from, to) in [
+        ("& ", "&"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (":: ", "::"),
+        (" ::", "::"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+        ("' ", "'"),
+    ] {
+        s = s.replace(from, to);
+    }
+    s
+}
+
+/// A field parameter as it should be written: its name (or `field` when it has none) and
+/// its type, borrowed.
+fn field_param(param: &syn::PatType) -> String {
+    let name = match &*param.pat {
+        syn::Pat::Ident(p) => p.ident.to_string(),
+        _ => "field".to_owned(),
+    };
+    let ty = match &*param.ty {
+        syn::Type::Reference(r) => &*r.elem,
+        other => other,
+    };
+    format!("{name}: &{}", type_string(ty))
+}
+
+/// The signature a reaction must have, with its event enum when known: the canonical
+/// `(event, app)` one, or, when the handler binds fields, its field parameters followed by
+/// the event (if it takes it) and the scope.
 fn signature(def: &ReactionDef) -> String {
+    let sig = &def.item.sig;
+    let params = params(sig);
+    let fields: Vec<String> = params
+        .iter()
+        .filter(|(_, role)| *role == Role::Field)
+        .map(|(p, _)| field_param(p))
+        .collect();
+    let event = format!("event: &Committed<{}>", events_name(def));
+    let inputs = if fields.is_empty() {
+        format!("{event}, app: &Scope")
+    } else if params.iter().any(|(_, role)| *role == Role::Event) {
+        format!("{}, {event}, app: &Scope", fields.join(", "))
+    } else {
+        format!("{}, app: &Scope", fields.join(", "))
+    };
     format!(
-        "`async fn {}(event: &Committed<{}>, app: &Scope) -> Result<(), ReactionError>`",
-        def.item.sig.ident,
-        events_name(def)
+        "`async fn {}({inputs}) -> Result<(), ReactionError>`",
+        sig.ident
     )
 }
 
@@ -383,8 +544,19 @@ fn events_name(def: &ReactionDef) -> String {
     })
 }
 
+/// `Events::Variant`, as written in `on`.
+fn variant_name(def: &ReactionDef) -> String {
+    def.on.as_ref().map_or("Events::Variant".to_owned(), |(_, variant)| {
+        format!("{}::{variant}", events_name(def))
+    })
+}
+
 /// The checks of one reaction's handler; returns whether its shape lets the generated code
 /// call it (the types are then checked by rustc, on the user's tokens).
+///
+/// The parameters are `field bindings*, [event: &Committed<E>], app: &Scope`: one error per
+/// misplaced or malformed parameter. A name bound twice is left to rustc (E0415, on the
+/// user's second parameter), and the handler is then not called.
 pub(crate) fn check(cx: &mut Ctxt, def: &ReactionDef) -> bool {
     let before = cx.len();
     let sig = &def.item.sig;
@@ -415,22 +587,14 @@ pub(crate) fn check(cx: &mut Ctxt, def: &ReactionDef) -> bool {
     if let Some(v) = &sig.variadic {
         cx.error_spanned(v, format!("a reaction is not variadic: {expected}"));
     }
+    let mut duplicate = false;
     if let Some(receiver) = sig.receiver() {
         cx.error_spanned(
             receiver,
             format!("a reaction is a free function, without `self`: {expected}"),
         );
-    } else if sig.inputs.len() != 2 {
-        let found = match sig.inputs.len() {
-            0 => "none".to_owned(),
-            n => n.to_string(),
-        };
-        cx.error(
-            sig.paren_token.span.join(),
-            format!(
-                "a reaction takes two parameters, the event and the scope, not {found}: {expected}"
-            ),
-        );
+    } else {
+        duplicate = check_params(cx, def, &expected);
     }
     if let syn::ReturnType::Default = sig.output {
         cx.error(
@@ -438,7 +602,109 @@ pub(crate) fn check(cx: &mut Ctxt, def: &ReactionDef) -> bool {
             format!("a reaction returns `Result<(), ReactionError>`: {expected}"),
         );
     }
-    cx.len() == before
+    cx.len() == before && !duplicate
+}
+
+/// The parameters' places and shapes; returns whether a name is bound twice.
+fn check_params(cx: &mut Ctxt, def: &ReactionDef, expected: &str) -> bool {
+    let sig = &def.item.sig;
+    let params = params(sig);
+    let misplaced_scope = params[..params.len().saturating_sub(1)]
+        .iter()
+        .find(|(_, role)| *role == Role::Scope);
+    match params.last() {
+        None => cx.error(
+            sig.paren_token.span.join(),
+            format!("a reaction takes the scope, `app: &Scope`, as its last parameter: {expected}"),
+        ),
+        // The scope forgotten, or put before the event.
+        Some((last, _)) if type_name(&last.ty).as_deref() == Some("Committed") => {
+            match misplaced_scope {
+                Some((scope, _)) => cx.error_spanned(
+                    scope,
+                    format!("a reaction takes the scope last, after the event: {expected}"),
+                ),
+                None => cx.error(
+                    sig.paren_token.span.join(),
+                    format!(
+                        "a reaction takes the scope, `app: &Scope`, as its last parameter, after the event: {expected}"
+                    ),
+                ),
+            }
+            return false;
+        }
+        Some(_) => {}
+    }
+    if let Some((scope, _)) = misplaced_scope {
+        cx.error_spanned(
+            scope,
+            format!("the scope is a reaction's last parameter: {expected}"),
+        );
+    }
+    let mut event = None;
+    let mut order_reported = false;
+    let mut names = Vec::new();
+    let mut duplicate = false;
+    for (i, (param, role)) in params.iter().enumerate() {
+        if let syn::Pat::Ident(p) = &*param.pat {
+            let name = p.ident.unraw().to_string();
+            duplicate |= names.contains(&name);
+            names.push(name);
+        }
+        if i + 1 == params.len() {
+            break;
+        }
+        match role {
+            Role::Event if event.is_some() => cx.error_spanned(
+                param,
+                format!("a reaction takes the event once: {expected}"),
+            ),
+            Role::Event => event = Some(param),
+            Role::Scope => {}
+            Role::Field => {
+                if let Some(event) = event.filter(|_| !order_reported) {
+                    order_reported = true;
+                    cx.error_spanned(
+                        event,
+                        format!(
+                            "the event comes after the field bindings, right before the scope: {expected}"
+                        ),
+                    );
+                }
+                check_field(cx, def, param);
+            }
+        }
+    }
+    duplicate
+}
+
+/// A field binding is `name: &Type`, named after a field of the variant (`_0` for a tuple
+/// variant's payload).
+fn check_field(cx: &mut Ctxt, def: &ReactionDef, param: &syn::PatType) {
+    let variant = variant_name(def);
+    let advice = field_param(param);
+    let Some(binding) = binding(param) else {
+        cx.error_spanned(
+            &param.pat,
+            format!(
+                "a field binding is named after a field of `{variant}` (`_0` for a tuple variant's payload): `{advice}`"
+            ),
+        );
+        return;
+    };
+    match binding.ty {
+        syn::Type::Reference(r) if r.mutability.is_some() => cx.error_spanned(
+            r,
+            format!(
+                "a field binding borrows its field immutably, the event is shared: `{advice}`"
+            ),
+        ),
+        syn::Type::Reference(_) => {}
+        ty => cx.error_spanned(
+            ty,
+            format!("a field binding borrows its field, it cannot take it by value: `{advice}`"),
+        ),
+    }
 }
 
 /// The unit struct, the `Reaction` impl (with the handler nested in it), and the check that
@@ -493,54 +759,25 @@ pub(crate) fn generate(def: &ReactionDef, callable: bool) -> TokenStream {
             )
         }
     };
-    let options = (def.retries.is_some() || def.block_on_error.is_some() || def.backoff.is_some())
-        .then(|| {
-            let retries = def.retries.as_ref().map_or(quote!(3), |r| quote!(#r));
-            let block = def
-                .block_on_error
-                .as_ref()
-                .map_or(quote!(true), |b| quote!(#b));
-            let backoff = match &def.backoff {
-                None => quote!(::core::option::Option::None),
-                Some(b) => {
-                    let strategy = match b
-                        .strategy
-                        .as_ref()
-                        .map_or("exponential", |(s, _)| s.as_str())
-                    {
-                        "fixed" => quote!(Fixed),
-                        "linear" => quote!(Linear),
-                        _ => quote!(Exponential),
-                    };
-                    let base = b.base_ms.as_ref().map_or(quote!(100), |l| quote!(#l));
-                    let max = match &b.max_ms {
-                        Some(l) => quote!(::core::option::Option::Some(#l)),
-                        None => quote!(::core::option::Option::None),
-                    };
-                    let jitter = b.jitter;
-                    quote! {
-                        ::core::option::Option::Some(#private::Backoff {
-                            strategy: #private::BackoffStrategy::#strategy,
-                            base_ms: #base,
-                            max_ms: #max,
-                            jitter: #jitter,
-                        })
-                    }
-                }
+    let options = options(def, &private);
+    // With field bindings, the handler's destructuring checks the variant (one error, on the
+    // user's variant); else this does.
+    let binds_fields = callable
+        && params(&item.sig)
+            .iter()
+            .any(|(_, role)| *role == Role::Field);
+    let variant_check = (!binds_fields).then(|| {
+        let check = quote_spanned! {variant.span()=>
+            let _ = |event: &#events| ::core::matches!(event, #events::#variant { .. });
+        };
+        quote! {
+            const _: () = {
+                #check
             };
-            quote! {
-                const OPTIONS: #private::ReactionOptions = #private::ReactionOptions {
-                    max_retries: #retries,
-                    block_on_error: #block,
-                    backoff: #backoff,
-                };
-            }
-        });
-    let variant_check = quote_spanned! {variant.span()=>
-        let _ = |event: &#events| ::core::matches!(event, #events::#variant { .. });
-    };
+        }
+    });
     let body = if callable {
-        call_handler(def, &private, events)
+        call_handler(def, &private, events, variant)
     } else {
         // The handler has an error of its own: keep it (its body is still checked), do not
         // call it.
@@ -593,10 +830,56 @@ pub(crate) fn generate(def: &ReactionDef, callable: bool) -> TokenStream {
             }
         }
 
-        const _: () = {
-            #variant_check
-        };
+        #variant_check
     }
+}
+
+/// `const OPTIONS`, spelling only the options given; the others come from
+/// `ReactionOptions::DEFAULT`. `None` when no option is given.
+fn options(def: &ReactionDef, private: &TokenStream) -> Option<TokenStream> {
+    let mut fields = Vec::new();
+    if let Some(retries) = &def.retries {
+        fields.push(quote!(max_retries: #retries,));
+    }
+    if let Some(block) = &def.block_on_error {
+        fields.push(quote!(block_on_error: #block,));
+    }
+    if let Some(b) = &def.backoff {
+        let strategy = match b
+            .strategy
+            .as_ref()
+            .map_or("exponential", |(s, _)| s.as_str())
+        {
+            "fixed" => quote!(Fixed),
+            "linear" => quote!(Linear),
+            _ => quote!(Exponential),
+        };
+        let base = b.base_ms.as_ref().map_or(quote!(100), |l| quote!(#l));
+        let max = match &b.max_ms {
+            Some(l) => quote!(::core::option::Option::Some(#l)),
+            None => quote!(::core::option::Option::None),
+        };
+        let jitter = b.jitter;
+        fields.push(quote! {
+            backoff: ::core::option::Option::Some(#private::Backoff {
+                strategy: #private::BackoffStrategy::#strategy,
+                base_ms: #base,
+                max_ms: #max,
+                jitter: #jitter,
+            }),
+        });
+    }
+    if let Some(ms) = &def.timeout_ms {
+        fields.push(quote!(timeout: ::core::time::Duration::from_millis(#ms),));
+    }
+    (!fields.is_empty()).then(|| {
+        quote! {
+            const OPTIONS: #private::ReactionOptions = #private::ReactionOptions {
+                #(#fields)*
+                ..#private::ReactionOptions::DEFAULT
+            };
+        }
+    })
 }
 
 /// `line_column` of a span in the user's file (`0_0` outside a macro, in unit tests).
@@ -613,48 +896,73 @@ fn location(span: Span) -> String {
 /// the result from the return type they wrote, through identity traits whose
 /// `on_unimplemented` messages name the expected signature: a wrong type gives one error,
 /// ours, on the user's type.
-fn call_handler(def: &ReactionDef, private: &TokenStream, events: &Path) -> TokenStream {
+///
+/// Field bindings are destructured from the event's variant (`let Events::Variant { amount,
+/// .. } = &event.data`, the field names on the user's spans, so a wrong name is rustc's "no
+/// field named" on the user's parameter), then assigned to the type the user wrote (`let
+/// amount: &u64 = amount;`, so a wrong type is rustc's "mismatched types" on it, and deref
+/// coercions apply).
+fn call_handler(
+    def: &ReactionDef,
+    private: &TokenStream,
+    events: &Path,
+    variant: &syn::Ident,
+) -> TokenStream {
     let sig = &def.item.sig;
     let ident = &sig.ident;
-    let expected = signature(def);
-    let events_name = events_name(def);
-    let ty = |i: usize| match sig.inputs.iter().nth(i) {
-        Some(syn::FnArg::Typed(t)) => Some(&*t.ty),
-        _ => None,
-    };
-    let (Some(event_ty), Some(scope_ty), syn::ReturnType::Type(_, output_ty)) =
-        (ty(0), ty(1), &sig.output)
+    let params = params(sig);
+    let (Some(((scope_param, _), rest)), syn::ReturnType::Type(_, output_ty)) =
+        (params.split_last(), &sig.output)
     else {
         // `check` rejected this shape already.
         return quote!(::core::unreachable!());
     };
-    let event_msg = format!(
-        "reaction `{ident}` takes its event as `&Committed<{events_name}>`, not `{{Self}}`"
-    );
+    let expected = signature(def);
+    let events_name = events_name(def);
+    let note = format!("a reaction is {expected}");
+    // Our locals, out of reach of the user's field names (a field may be named `scope`).
+    let event_local = syn::Ident::new("__event", Span::mixed_site());
+    let scope_local = syn::Ident::new("__scope", Span::mixed_site());
+    let result_local = syn::Ident::new("__result", Span::mixed_site());
+
+    // The identity traits first, then the locals.
+    let mut items = TokenStream::new();
+    let mut locals = TokenStream::new();
+    let mut args = Vec::new();
+    let bindings: Vec<Binding> = rest
+        .iter()
+        .filter(|(_, role)| *role == Role::Field)
+        .filter_map(|(p, _)| binding(p))
+        .collect();
+    if let Some((event_param, _)) = rest.iter().find(|(_, role)| *role == Role::Event) {
+        let event_ty = &event_param.ty;
+        let event_msg = format!(
+            "reaction `{ident}` takes its event as `&Committed<{events_name}>`, not `{{Self}}`"
+        );
+        let cast = quote_spanned! {event_ty.span()=>
+            <#event_ty as __EventParam<&'a #private::Committed<#events>>>::__cast(event)
+        };
+        items.extend(quote! {
+            #[diagnostic::on_unimplemented(message = #event_msg, label = "expected `&Committed<_>` of the event's enum", note = #note)]
+            trait __EventParam<T> {
+                fn __cast(value: T) -> Self;
+            }
+            impl<T> __EventParam<T> for T {
+                fn __cast(value: T) -> T {
+                    value
+                }
+            }
+        });
+        locals.extend(quote!(let #event_local = #cast;));
+    }
+    let scope_ty = &scope_param.ty;
     let scope_msg = format!("reaction `{ident}` takes the scope as `&Scope`, not `{{Self}}`");
     let output_msg =
         format!("reaction `{ident}` returns `Result<(), ReactionError>`, not `{{Self}}`");
-    let note = format!("a reaction is {expected}");
-    let event_arg = quote_spanned! {event_ty.span()=>
-        <#event_ty as __EventParam<&'a #private::Committed<#events>>>::__cast(event)
-    };
-    let scope_arg = quote_spanned! {scope_ty.span()=>
+    let scope_cast = quote_spanned! {scope_ty.span()=>
         <#scope_ty as __ScopeParam<&'a #private::Scope>>::__cast(scope)
     };
-    let output = quote_spanned! {output_ty.span()=>
-        <#output_ty as __Output<::core::result::Result<(), #private::ReactionError>>>::__into(__result)
-    };
-    let call = quote_spanned!(ident.span()=> #ident(__event, __scope));
-    quote! {
-        #[diagnostic::on_unimplemented(message = #event_msg, label = "expected `&Committed<_>` of the event's enum", note = #note)]
-        trait __EventParam<T> {
-            fn __cast(value: T) -> Self;
-        }
-        impl<T> __EventParam<T> for T {
-            fn __cast(value: T) -> T {
-                value
-            }
-        }
+    items.extend(quote! {
         #[diagnostic::on_unimplemented(message = #scope_msg, label = "expected `&Scope`", note = #note)]
         trait __ScopeParam<T> {
             fn __cast(value: T) -> Self;
@@ -673,10 +981,52 @@ fn call_handler(def: &ReactionDef, private: &TokenStream, events: &Path) -> Toke
                 self
             }
         }
-        let __event = #event_arg;
-        let __scope = #scope_arg;
+    });
+    locals.extend(quote!(let #scope_local = #scope_cast;));
+    if !bindings.is_empty() {
+        let name = def.name.value();
+        let event_name = variant.unraw().to_string();
+        // One pattern field per name (a name bound twice is not called: see `check`).
+        let members = bindings.iter().map(|b| {
+            let (member, ident) = (&b.member, b.ident);
+            match member {
+                syn::Member::Named(_) => quote!(#ident),
+                syn::Member::Unnamed(_) => quote!(#member: #ident),
+            }
+        });
+        let lets = bindings.iter().map(|b| {
+            let (ident, ty) = (b.ident, b.ty);
+            quote!(let #ident: #ty = #ident;)
+        });
+        locals.extend(quote! {
+            // The drain hands a reaction only the events it is registered for.
+            let #events::#variant { #(#members,)* .. } = &event.data else {
+                return ::std::boxed::Box::pin(::core::future::ready(::core::result::Result::Err(
+                    #private::ReactionError::fatal(::std::format!(
+                        "reaction `{}` handles `{}` events, it was given a `{}` event",
+                        #name,
+                        #event_name,
+                        event.name,
+                    )),
+                )));
+            };
+            #(#lets)*
+        });
+        args.extend(bindings.iter().map(|b| b.ident.to_token_stream()));
+    }
+    if rest.iter().any(|(_, role)| *role == Role::Event) {
+        args.push(event_local.to_token_stream());
+    }
+    args.push(scope_local.to_token_stream());
+    let output = quote_spanned! {output_ty.span()=>
+        <#output_ty as __Output<::core::result::Result<(), #private::ReactionError>>>::__into(#result_local)
+    };
+    let call = quote_spanned!(ident.span()=> #ident(#(#args),*));
+    quote! {
+        #items
+        #locals
         ::std::boxed::Box::pin(async move {
-            let __result = #call.await;
+            let #result_local = #call.await;
             #output
         })
     }
@@ -780,6 +1130,61 @@ mod tests {
     }
 
     #[test]
+    fn checks_the_timeout() {
+        assert_eq!(
+            run(quote!(
+                on = E::A,
+                to = "x",
+                timeout_ms = 0,
+                timeout_ms = "30s"
+            )),
+            [
+                "`timeout_ms` cannot be zero: it is a number of milliseconds, at least 1",
+                "duplicate argument `timeout_ms` of `#[reaction]`",
+            ]
+        );
+        for (value, message) in [
+            (
+                quote!("30s"),
+                "`timeout_ms` expects a number of milliseconds, at least 1: `timeout_ms = 30000`",
+            ),
+            (
+                quote!(1.5),
+                "`timeout_ms` expects a number of milliseconds, at least 1: `timeout_ms = 30000`",
+            ),
+            (
+                quote!(-1),
+                "`timeout_ms` cannot be negative: it is a number of milliseconds, at least 1",
+            ),
+            (
+                quote!(30_000i64),
+                "`timeout_ms` is an unsigned integer; drop the `i64` suffix",
+            ),
+        ] {
+            assert_eq!(
+                run(quote!(on = E::A, to = "x", timeout_ms = #value)),
+                [message]
+            );
+        }
+        assert_eq!(
+            run(quote!(on = E::A, to = "x", timeout)),
+            ["unknown argument `timeout` of `#[reaction]`; expected one of `on`, `to`, `void`, `name`, `retries`, `block_on_error`, `backoff`, `timeout_ms`, `crate`"]
+        );
+        let mut cx = Ctxt::default();
+        let item = parse_quote!(
+            async fn r(s: &Scope) -> R {}
+        );
+        let def = parse(&mut cx, quote!(on = E::A, void, timeout_ms = 2500), item);
+        assert_eq!(def.timeout_ms.map(|t| t.value), Some(2500));
+        let options = options(&def, &quote!(p)).unwrap().to_string();
+        assert!(
+            options.contains("timeout : :: core :: time :: Duration :: from_millis (2500) ,"),
+            "{options}"
+        );
+        assert!(!options.contains("max_retries"), "{options}");
+    }
+
+    #[test]
     fn checks_the_handler_shape() {
         let check_fn = |item: ItemFn| {
             let mut cx = Ctxt::default();
@@ -805,10 +1210,167 @@ mod tests {
                     format!("a reaction cannot be `unsafe`: {sig}"),
                     format!("a reaction cannot be generic: {sig}"),
                     format!(
-                        "a reaction takes two parameters, the event and the scope, not 1: {sig}"
+                        "a reaction takes the scope, `app: &Scope`, as its last parameter, after the event: {sig}"
                     ),
                     format!("a reaction returns `Result<(), ReactionError>`: {sig}"),
                 ]
+            )
+        );
+    }
+
+    fn check_fn(item: ItemFn) -> (bool, Vec<String>) {
+        let mut cx = Ctxt::default();
+        let def = parse(&mut cx, quote!(on = E::A, void), item);
+        let callable = check(&mut cx, &def);
+        (callable, cx.messages())
+    }
+
+    #[test]
+    fn accepts_field_bindings_then_the_event_then_the_scope() {
+        let forms: [ItemFn; 6] = [
+            parse_quote!(
+                async fn r(amount: &u64, app: &Scope) -> R {}
+            ),
+            parse_quote!(
+                async fn r(_0: &Payload, app: &Scope) -> R {}
+            ),
+            parse_quote!(
+                async fn r(mut a: &u64, r#type: &str, e: &Committed<E>, app: &Scope) -> R {}
+            ),
+            parse_quote!(
+                async fn r(app: &Scope) -> R {}
+            ),
+            parse_quote!(
+                async fn r(_: &act_runtime::model::Committed<E>, _: &Scope) -> R {}
+            ),
+            // The last parameter is the scope whatever its type: rustc checks it.
+            parse_quote!(
+                async fn r(amount: &u64, app: &Ctx) -> R {}
+            ),
+        ];
+        for item in forms {
+            let shown = item.sig.to_token_stream().to_string();
+            assert_eq!(check_fn(item), (true, vec![]), "{shown}");
+        }
+        let roles = |item: ItemFn| -> Vec<Role> {
+            params(&item.sig).into_iter().map(|(_, r)| r).collect()
+        };
+        assert_eq!(
+            roles(parse_quote!(
+                async fn r(a: &u64, e: &Committed<E>, s: &Scope) {}
+            )),
+            [Role::Field, Role::Event, Role::Scope]
+        );
+    }
+
+    #[test]
+    fn reads_field_members() {
+        let member = |param: syn::PatType| match binding(&param).map(|b| b.member) {
+            Some(syn::Member::Named(i)) => i.to_string(),
+            Some(syn::Member::Unnamed(i)) => i.index.to_string(),
+            None => "-".to_owned(),
+        };
+        assert_eq!(member(parse_quote!(amount: &u64)), "amount");
+        assert_eq!(member(parse_quote!(mut amount: &u64)), "amount");
+        assert_eq!(member(parse_quote!(r#type: &str)), "r#type");
+        assert_eq!(member(parse_quote!(_0: &Payload)), "0");
+        assert_eq!(member(parse_quote!(_12: &Payload)), "12");
+        assert_eq!(member(parse_quote!(_01: &Payload)), "_01");
+        assert_eq!(member(parse_quote!(_: &Payload)), "-");
+        assert_eq!(member(parse_quote!(ref amount: u64)), "-");
+    }
+
+    #[test]
+    fn checks_field_bindings() {
+        assert_eq!(
+            check_fn(parse_quote!(
+                async fn r(
+                    amount: u64,
+                    (a, b): &(u8, u8),
+                    ref c: &u8,
+                    d: &mut Vec<String>,
+                    app: &Scope,
+                ) -> Result<(), ReactionError> {
+                }
+            )),
+            (
+                false,
+                vec![
+                    "a field binding borrows its field, it cannot take it by value: `amount: &u64`".to_owned(),
+                    "a field binding is named after a field of `E::A` (`_0` for a tuple variant's payload): `field: &(u8, u8)`".to_owned(),
+                    "a field binding is named after a field of `E::A` (`_0` for a tuple variant's payload): `c: &u8`".to_owned(),
+                    "a field binding borrows its field immutably, the event is shared: `d: &Vec<String>`".to_owned(),
+                ]
+            )
+        );
+        // A name bound twice is rustc's error (E0415, on the user's parameter): no message of
+        // ours, and the handler is not called.
+        assert_eq!(
+            check_fn(parse_quote!(
+                async fn r(amount: &u64, amount: &u64, app: &Scope) -> R {}
+            )),
+            (false, vec![])
+        );
+    }
+
+    #[test]
+    fn checks_the_places_of_the_event_and_the_scope() {
+        let sig = |inputs: &str| {
+            format!("`async fn r({inputs}) -> Result<(), ReactionError>`")
+        };
+        let canonical = sig("event: &Committed<E>, app: &Scope");
+        assert_eq!(
+            check_fn(parse_quote!(
+                async fn r(e: &Committed<E>, amount: &u64, app: &Scope) -> R {}
+            )),
+            (
+                false,
+                vec![format!(
+                    "the event comes after the field bindings, right before the scope: {}",
+                    sig("amount: &u64, event: &Committed<E>, app: &Scope")
+                )]
+            )
+        );
+        assert_eq!(
+            check_fn(parse_quote!(
+                async fn r(e: &Committed<E>, again: &Committed<E>, app: &Scope) -> R {}
+            )),
+            (
+                false,
+                vec![format!("a reaction takes the event once: {canonical}")]
+            )
+        );
+        assert_eq!(
+            check_fn(parse_quote!(
+                async fn r(app: &Scope, e: &Committed<E>) -> R {}
+            )),
+            (
+                false,
+                vec![format!(
+                    "a reaction takes the scope last, after the event: {canonical}"
+                )]
+            )
+        );
+        assert_eq!(
+            check_fn(parse_quote!(
+                async fn r(e: &Committed<E>, app: &Scope, extra: &u64) -> R {}
+            )),
+            (
+                false,
+                vec![format!(
+                    "the scope is a reaction's last parameter: {canonical}"
+                )]
+            )
+        );
+        assert_eq!(
+            check_fn(parse_quote!(
+                async fn r() -> R {}
+            )),
+            (
+                false,
+                vec![format!(
+                    "a reaction takes the scope, `app: &Scope`, as its last parameter: {canonical}"
+                )]
             )
         );
     }
@@ -868,6 +1430,38 @@ mod tests {
             quote! {
                 /// Audits increments.
                 pub async fn audit(e: &Committed<CounterEvent>, app: &Scope) -> Result<(), ReactionError> {
+                    Ok(())
+                }
+            },
+        );
+        insta::assert_snapshot!(prettyplease::unparse(&syn::parse2(out).unwrap()));
+    }
+
+    /// Field bindings, the committed event and the scope; one option.
+    #[test]
+    fn snapshot_fields() {
+        let out = expand(
+            quote!(
+                on = AccountEvent::Deposited,
+                to = "audit",
+                timeout_ms = 30000
+            ),
+            quote! {
+                async fn audit(amount: &u64, by: &str, e: &Committed<AccountEvent>, app: &Scope) -> Result<(), ReactionError> {
+                    Ok(())
+                }
+            },
+        );
+        insta::assert_snapshot!(prettyplease::unparse(&syn::parse2(out).unwrap()));
+    }
+
+    /// A tuple variant's payload, bound as `_0`, and the scope only.
+    #[test]
+    fn snapshot_tuple_payload() {
+        let out = expand(
+            quote!(on = AccountEvent::Noted, void),
+            quote! {
+                async fn note(_0: &Note, app: &Scope) -> Result<(), ReactionError> {
                     Ok(())
                 }
             },

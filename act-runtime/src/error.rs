@@ -1,7 +1,7 @@
 //! Typed errors, one enum per boundary: [`StoreError`] for the store port, [`ActError`] for
 //! the app. Each carries the data the caller needs.
 
-use crate::model::{BoxError, Version};
+use crate::model::{BoxError, EventId, Version};
 
 /// A commit lost the optimistic-concurrency race: the stream was not at the expected version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +105,17 @@ pub enum StoreError {
         /// The backend's error.
         #[source]
         source: BoxError,
+    },
+    /// A stored event cannot be read back (its payload or metadata does not decode). The
+    /// events before it can still be read: query with `before = id`.
+    #[error("stored event {id} on stream `{stream}` cannot be read back: {reason}")]
+    Corrupt {
+        /// The id of the unreadable event.
+        id: EventId,
+        /// Its stream.
+        stream: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The store was disposed.
     #[error("store is disposed")]

@@ -67,6 +67,10 @@ pub use async_trait::async_trait;
 pub mod prelude {
     pub use crate::adapters::{InMemoryCache, InMemoryStore};
     pub use crate::app::{Act, ActBuilder, Executed, LoadOptions, act};
+    pub use crate::app::{
+        Blocked, Correlated, DrainOptions, DrainSummary, Lifecycle, Scope, SettleOptions, Worker,
+        WorkerOptions,
+    };
     pub use crate::error::{
         ActError, BuildError, ConcurrencyError, InvariantError, StoreError, StreamClosedError,
         ValidationError,
@@ -75,10 +79,9 @@ pub mod prelude {
         Action, Actor, Committed, Emit, Emits, Event, EventMeta, Handle, Patch, Snapshot, State,
         Target,
     };
+    pub use crate::ports::StreamFilter;
     pub use crate::ports::{Cache, Query, Store};
-    pub use crate::reactions::{
-        DrainOptions, Reaction, ReactionError, Resolved, Scope, SettleOptions,
-    };
+    pub use crate::reactions::{Reaction, ReactionError, Resolved};
     pub use act_macros::{action, emits, given, reaction, state};
 }
 

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::correlator::{CorrelationContext, Correlator};
+use super::pipeline::Pipeline;
 use super::registry::{Registry, StateActions, StateEntry};
 use super::{Act, Inner, lifecycle};
 use crate::adapters::{InMemoryCache, InMemoryStore};
 use crate::error::BuildError;
 use crate::ports::{Cache, Store};
-use crate::reactions::{Pipeline, Reaction, ReactionEntry, Reactions};
+use crate::reactions::{Reaction, ReactionEntry, Reactions};
 
 /// Starts building an app.
 ///
@@ -33,6 +34,7 @@ pub struct ActBuilder {
     correlator: Option<Correlator>,
     reactions: Vec<ReactionEntry>,
     max_event_bytes: Option<usize>,
+    grace: Option<std::time::Duration>,
 }
 
 impl ActBuilder {
@@ -79,6 +81,13 @@ impl ActBuilder {
         self
     }
 
+    /// How long [`Act::shutdown`] lets in-flight reaction handlers run before stopping
+    /// them (5 s by default).
+    pub fn with_shutdown_grace(mut self, grace: std::time::Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
     /// Uses `f` to make correlation ids for requests that do not carry one.
     pub fn with_correlator(
         mut self,
@@ -106,6 +115,7 @@ impl ActBuilder {
                 max_event_bytes: self
                     .max_event_bytes
                     .unwrap_or(super::DEFAULT_MAX_EVENT_BYTES),
+                grace: self.grace.unwrap_or(super::DEFAULT_SHUTDOWN_GRACE),
             }),
         })
     }

@@ -1,8 +1,6 @@
 //! Correlation ids: one per request, inherited by every event its reactions commit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What a correlator sees when it makes an id.
 #[derive(Debug, Clone, Copy)]
@@ -19,8 +17,8 @@ pub struct CorrelationContext<'a> {
 
 type CorrelatorFn = dyn Fn(&CorrelationContext<'_>) -> String + Send + Sync;
 
-/// Makes correlation ids. The default makes short, unique, readable ids:
-/// `{state[..4]}-{action[..4]}-{base36 time}{base36 counter}`, lowercase.
+/// Makes correlation ids. The default makes readable ids that are unique across a fleet:
+/// `{state[..4]}-{action[..4]}-{UUID v7}`, lowercase.
 #[derive(Clone, Default)]
 pub struct Correlator(Option<Arc<CorrelatorFn>>);
 
@@ -33,8 +31,6 @@ impl std::fmt::Debug for Correlator {
         })
     }
 }
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Correlator {
     /// A correlator from a function.
@@ -51,19 +47,16 @@ impl Correlator {
     }
 }
 
+/// `{state[..4]}-{action[..4]}-{UUID v7}`: unique across every process sharing a store,
+/// and ordered by creation time.
 fn default_id(ctx: &CorrelationContext<'_>) -> String {
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
-    let mut id = String::with_capacity(32);
+    let mut id = String::with_capacity(42);
     push_prefix(&mut id, ctx.state);
     id.push('-');
     push_prefix(&mut id, ctx.action);
     id.push('-');
-    push_base36(&mut id, micros);
-    push_base36(&mut id, seq);
+    let mut buf = uuid::Uuid::encode_buffer();
+    id.push_str(uuid::Uuid::now_v7().simple().encode_lower(&mut buf));
     id
 }
 
@@ -74,21 +67,6 @@ fn push_prefix(out: &mut String, s: &str) {
             .take(4)
             .map(|c| c.to_ascii_lowercase()),
     );
-}
-
-fn push_base36(out: &mut String, mut n: u64) {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut buf = [0u8; 13];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = DIGITS[(n % 36) as usize];
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(buf[i..].iter().map(|&b| b as char));
 }
 
 #[cfg(test)]

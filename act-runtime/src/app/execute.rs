@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::correlator::CorrelationContext;
 use super::lifecycle::Lifecycle;
+use super::pipeline::Scope;
 use super::{Act, store_err, validate_stream};
 use crate::error::{ActError, InvariantError, StreamClosedError, ValidationError};
 use crate::model::{
@@ -12,7 +13,7 @@ use crate::model::{
     Message, SNAPSHOT_EVENT, Snapshot, State, Target,
 };
 use crate::ports::Subscription;
-use crate::reactions::{Resolver, Scope};
+use crate::reactions::Resolver;
 
 /// What [`Act::execute`] did: the state after the commit and the events committed.
 pub struct Executed<S: Emits> {
@@ -138,13 +139,8 @@ impl Act {
             .into());
         }
         let mut snap = loaded.snapshot;
-        // Reactions commit without the optimistic guard (unless the target pins a version):
-        // their ordering comes from the drain, not from the version they loaded.
-        let expected = match target.expected_version {
-            Some(v) => Some(v),
-            None if cause.event.is_some() => None,
-            None => Some(snap.version),
-        };
+        // Every commit, a reaction's included, is guarded by the version it was decided on.
+        let expected = Some(target.expected_version.unwrap_or(snap.version));
 
         if let Err(description) = A::given(&snap.state, &target.actor) {
             return Err(InvariantError {
@@ -186,7 +182,7 @@ impl Act {
             })
             .collect::<Result<Vec<_>, ActError>>()?;
         let meta = EventMeta {
-            correlation: match &cause.correlation {
+            correlation: match cause.correlation.as_ref().or(target.correlation.as_ref()) {
                 Some(c) => c.clone(),
                 None => self.inner.correlator.make(&CorrelationContext {
                     action: A::NAME,
@@ -230,6 +226,9 @@ impl Act {
             }
         };
         self.emit(&Lifecycle::Committed(&committed));
+        if !marks.is_empty() {
+            self.inner.pipeline.wake();
+        }
         self.run_void_reactions(&committed);
 
         let contiguous = committed.first().map(|c| c.version) == Some(snap.version + 1);
@@ -271,7 +270,8 @@ impl Act {
         })
     }
 
-    /// The work marks a commit raises: static targets of the committed events' reactions.
+    /// The work marks a commit raises: static targets of the committed events' reactions,
+    /// each marked at the last event that has work for it.
     fn marks(&self, stream: &str, msgs: &[Message]) -> Vec<(usize, Subscription)> {
         let reactions = &self.inner.reactions;
         let mut marks: Vec<(usize, Subscription)> = Vec::new();
@@ -279,17 +279,9 @@ impl Act {
             return marks;
         }
         for (i, m) in msgs.iter().enumerate() {
-            for r in reactions.on(&m.name) {
-                let sub = match r.resolver() {
-                    Resolver::Static(t) => Subscription::new(t),
-                    Resolver::SameStream => Subscription {
-                        source: Some(stream.to_owned()),
-                        ..Subscription::new(stream)
-                    },
-                    Resolver::Void | Resolver::Dynamic => continue,
-                };
+            for sub in reactions.on(&m.name).filter_map(|r| r.mark_for(stream)) {
                 match marks.iter_mut().find(|(_, s)| s.stream == sub.stream) {
-                    Some(slot) => slot.0 = i, // the mark is the last event's id
+                    Some(slot) => slot.0 = i,
                     None => marks.push((i, sub)),
                 }
             }
@@ -310,7 +302,7 @@ impl Act {
                 }
                 let (app, r, event) = (self.clone(), r.clone(), event.clone());
                 tokio::spawn(async move {
-                    let scope = Scope::new(app, &event);
+                    let scope = Scope::new(app, &event, &event.stream);
                     if let Err(e) = r.handle(&event, &scope).await {
                         tracing::warn!(reaction = r.name(), id = event.id, error = %e, "void reaction failed");
                     }

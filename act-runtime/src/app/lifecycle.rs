@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 use super::Act;
+use super::pipeline::{Blocked, DrainSummary, Retrying};
 use crate::model::Committed;
 use crate::ports::Lease;
-use crate::reactions::{Blocked, DrainSummary};
 
 /// What a listener is told.
 #[derive(Debug)]
@@ -21,7 +21,9 @@ pub enum Lifecycle<'a> {
     Acked(&'a [Lease]),
     /// A drain blocked these streams.
     Blocked(&'a [Blocked]),
-    /// A settle finished; the summary of all its passes.
+    /// A reaction failed on these streams; they are retried when due.
+    Retrying(&'a [Retrying]),
+    /// A settle finished, or the worker caught up; the summary of what it did since.
     Settled(&'a DrainSummary),
 }
 

@@ -7,6 +7,8 @@
 //!   (in `load.rs`).
 //! * [`Act::execute_json`]: the by-name JSON entry point, validated against the action's
 //!   schema (in `json.rs`).
+//! * `pipeline/`: the reaction pipeline — [`Act::correlate`], [`Act::drain`],
+//!   [`Act::settle`] and the worker ([`Act::start`]), with the handlers' [`Scope`].
 
 mod builder;
 mod correlator;
@@ -14,6 +16,7 @@ mod execute;
 mod json;
 mod lifecycle;
 mod load;
+mod pipeline;
 pub mod registry;
 
 use std::sync::Arc;
@@ -25,12 +28,17 @@ pub(crate) use execute::Cause;
 pub use execute::{Executed, ExecutedJson};
 pub use lifecycle::{Lifecycle, ListenerId};
 pub use load::LoadOptions;
+pub use pipeline::{
+    Blocked, Correlated, DrainOptions, DrainSummary, POISON_PREFIX, Retrying, Scope, SettleOptions,
+    Worker, WorkerOptions,
+};
 pub use registry::{Catalog, Registry};
 
 use crate::error::{ActError, StoreError, ValidationError};
 use crate::model::Committed;
 use crate::ports::{Cache, Query, Store};
-use crate::reactions::{Pipeline, Reactions};
+use crate::reactions::Reactions;
+use pipeline::Pipeline;
 
 /// A built app: cheap to clone, shared across tasks.
 ///
@@ -39,19 +47,20 @@ use crate::reactions::{Pipeline, Reactions};
 /// (tenants) can live in one process.
 #[derive(Clone)]
 pub struct Act {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) cache: Arc<dyn Cache>,
-    pub(crate) registry: Registry,
-    pub(crate) correlator: Correlator,
-    pub(crate) listeners: lifecycle::Listeners,
-    pub(crate) shut_down: AtomicBool,
-    pub(crate) reactions: Reactions,
-    pub(crate) pipeline: Pipeline,
-    pub(crate) max_event_bytes: usize,
+struct Inner {
+    store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    registry: Registry,
+    correlator: Correlator,
+    listeners: lifecycle::Listeners,
+    shut_down: AtomicBool,
+    reactions: Reactions,
+    pipeline: Pipeline,
+    max_event_bytes: usize,
+    grace: std::time::Duration,
 }
 
 impl std::fmt::Debug for Act {
@@ -67,6 +76,9 @@ impl std::fmt::Debug for Act {
 
 /// The longest stream name accepted, in bytes.
 pub const MAX_STREAM_LEN: usize = 1024;
+
+/// The default shutdown grace (see [`ActBuilder::with_shutdown_grace`]).
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The default largest event payload, in bytes (see [`ActBuilder::with_max_event_bytes`]).
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
@@ -122,19 +134,41 @@ impl Act {
         Ok(self.inner.store.query(query, &mut sink).await?)
     }
 
-    /// Shuts the app down gracefully: new calls fail with [`ActError::ShutDown`], a running
-    /// settle stops after its current pass, an in-flight drain finishes (its acks land), then
-    /// the store and the cache are disposed. Idempotent.
+    /// Shuts the app down gracefully, within the grace set by
+    /// [`ActBuilder::with_shutdown_grace`] (5 s by default): new calls fail with
+    /// [`ActError::ShutDown`], the worker and a running settle take no new work, in-flight
+    /// leases finish (their acks land); handlers still running when the grace runs out are
+    /// stopped (their events are handled again by the next drainer). Then the store and the
+    /// cache are disposed. Idempotent.
     pub async fn shutdown(&self) -> Result<(), ActError> {
+        self.shutdown_with(self.inner.grace).await
+    }
+
+    /// [`Act::shutdown`] with this grace.
+    pub async fn shutdown_with(&self, grace: std::time::Duration) -> Result<(), ActError> {
         if self.inner.shut_down.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let settle = self.inner.pipeline.settle_task.lock().take();
-        if let Some(task) = settle {
-            let _ = task.await;
+        let pipeline = &self.inner.pipeline;
+        let (settle, workers) = pipeline.stop();
+        let finish = async {
+            if let Some(task) = settle {
+                let _ = task.await;
+            }
+            for task in workers {
+                let _ = task.await;
+            }
+            pipeline.drained().await;
+        };
+        tokio::pin!(finish);
+        if tokio::time::timeout(grace, &mut finish).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "shutdown grace ran out: stopping the handlers still running"
+            );
+            pipeline.abort();
+            finish.await;
         }
-        // waits for an in-flight drain to finish
-        let _drain = self.inner.pipeline.drain_lock.lock().await;
         if let Err(e) = self.inner.cache.dispose().await {
             tracing::warn!(error = %e, "cache dispose failed");
         }

@@ -49,6 +49,11 @@ pub struct Target {
     /// version (`-1`: the stream must be empty), and it is never retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_version: Option<Version>,
+    /// The request's incoming correlation id (a trace id from an HTTP edge or a message):
+    /// the committed events carry it, and so does every event their reactions commit. When
+    /// `None`, the app's correlator makes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
 }
 
 impl Target {
@@ -58,7 +63,22 @@ impl Target {
             stream: stream.into(),
             actor,
             expected_version: None,
+            correlation: None,
         }
+    }
+
+    /// Carries an incoming correlation id instead of making a new one.
+    ///
+    /// ```
+    /// use act_runtime::prelude::*;
+    ///
+    /// let t = Target::new("cart-1", Actor::new("u1", "Ursula")).correlated("trace-4bf92f35");
+    /// assert_eq!(t.correlation.as_deref(), Some("trace-4bf92f35"));
+    /// ```
+    #[must_use]
+    pub fn correlated(mut self, correlation: impl Into<String>) -> Self {
+        self.correlation = Some(correlation.into());
+        self
     }
 
     /// Pins the version the stream must be at.

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::Scope;
 use super::reaction::{BoxFuture, Reaction, ReactionError, ReactionOptions, Resolved, Resolver};
-use super::scope::Scope;
 use crate::error::BuildError;
 use crate::model::Committed;
 use crate::ports::Subscription;
@@ -43,6 +43,28 @@ impl<R: Reaction> ErasedHandler for Typed<R> {
     }
 }
 
+/// Why a dynamic resolver could not route an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveFailure {
+    /// The event's payload does not decode as the reaction's event type.
+    #[error("the event does not decode: {0}")]
+    Decode(String),
+    /// The resolver panicked.
+    #[error("the resolver panicked: {0}")]
+    Panicked(String),
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_owned()
+    }
+}
+
 /// The registry entry of one reaction.
 #[derive(Clone)]
 pub struct ReactionEntry {
@@ -70,10 +92,8 @@ impl ReactionEntry {
     pub fn of<R: Reaction>(reaction: R) -> Self {
         fn resolve<R: Reaction>(e: &Committed) -> Result<Option<Resolved>, serde_json::Error> {
             match R::RESOLVER {
-                Resolver::Static(t) => Ok(Some(Resolved::to(t))),
-                Resolver::SameStream => Ok(Some(Resolved::to(&e.stream).from_stream(&e.stream))),
-                Resolver::Void => Ok(None),
                 Resolver::Dynamic => Ok(e.typed::<R::Event>()?.and_then(|t| R::resolve(&t))),
+                r => Ok(r.route(&e.stream)),
             }
         }
         Self {
@@ -106,15 +126,23 @@ impl ReactionEntry {
         self.options
     }
 
-    /// Where `event` goes (a bad payload resolves nowhere and is logged).
-    pub(crate) fn resolve(&self, event: &Committed) -> Option<Resolved> {
-        match (self.resolve)(event) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(reaction = self.name, id = event.id, error = %e, "event does not decode; not routed");
-                None
-            }
+    /// Where `event` goes. A payload that does not decode, or a resolver that panics, is a
+    /// [`ResolveFailure`]: the pipeline blocks the event's poison row with it.
+    pub fn try_resolve(&self, event: &Committed) -> Result<Option<Resolved>, ResolveFailure> {
+        if self.resolver.is_static() {
+            return Ok(self.resolver.route(&event.stream));
         }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.resolve)(event))) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(ResolveFailure::Decode(e.to_string())),
+            Err(panic) => Err(ResolveFailure::Panicked(panic_message(panic.as_ref()))),
+        }
+    }
+
+    /// The subscription a commit of an event on `stream` marks at once: static targets
+    /// (`to = "..."`, `_this_`) only; `None` for `void` and dynamic resolvers.
+    pub fn mark_for(&self, stream: &str) -> Option<Subscription> {
+        self.resolver.route(stream).map(|r| r.subscription(None))
     }
 
     pub(crate) fn handle<'a>(
@@ -163,7 +191,7 @@ impl Reactions {
             match entry.resolver {
                 Resolver::Static(t) => {
                     if !r.static_targets.iter().any(|s| s.stream == t) {
-                        r.static_targets.push(Subscription::new(t));
+                        r.static_targets.extend(entry.mark_for(t));
                     }
                 }
                 Resolver::Dynamic => {

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::scope::Scope;
+use super::Scope;
 use crate::error::ActError;
 use crate::model::{BoxError, Committed, Event};
 
@@ -30,6 +30,28 @@ impl Resolver {
     pub fn is_static(self) -> bool {
         !matches!(self, Self::Dynamic)
     }
+
+    /// Where an event of `stream` goes when the target is known without user code: the
+    /// fixed target (fed by every stream), or the event's own stream (fed by itself).
+    /// `None` for `Void` and `Dynamic`.
+    ///
+    /// ```
+    /// use act_runtime::reactions::{Resolved, Resolver};
+    ///
+    /// assert_eq!(Resolver::Static("ledger").route("acct-1"), Some(Resolved::to("ledger")));
+    /// assert_eq!(
+    ///     Resolver::SameStream.route("acct-1"),
+    ///     Some(Resolved::to("acct-1").from_stream("acct-1"))
+    /// );
+    /// assert_eq!(Resolver::Dynamic.route("acct-1"), None);
+    /// ```
+    pub fn route(self, stream: &str) -> Option<Resolved> {
+        match self {
+            Self::Static(target) => Some(Resolved::to(target)),
+            Self::SameStream => Some(Resolved::to(stream).from_stream(stream)),
+            Self::Void | Self::Dynamic => None,
+        }
+    }
 }
 
 /// Where a dynamic resolver sends an event: a target stream, and where the target's events
@@ -47,6 +69,17 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// The subscription row this resolution registers, with its work mark at `mark`.
+    pub fn subscription(&self, mark: Option<crate::model::EventId>) -> crate::ports::Subscription {
+        crate::ports::Subscription {
+            stream: self.target.clone(),
+            source: self.source.clone(),
+            source_is_pattern: self.source_is_pattern,
+            priority: self.priority,
+            correlated_at: mark,
+        }
+    }
+
     /// Work for `target`, fed by every stream.
     pub fn to(target: impl Into<String>) -> Self {
         Self {
@@ -167,14 +200,18 @@ pub struct ReactionOptions {
     pub block_on_error: bool,
     /// Spacing between attempts; `None` retries on the next drain.
     pub backoff: Option<Backoff>,
+    /// How long one attempt may run before it is stopped and counted as a failure. The
+    /// drain also stops an attempt when its lease is about to expire, whichever comes first.
+    pub timeout: std::time::Duration,
 }
 
 impl ReactionOptions {
-    /// Three retries, block on error, no backoff.
+    /// Three retries, block on error, no backoff, a 10 s timeout per attempt.
     pub const DEFAULT: Self = Self {
         max_retries: 3,
         block_on_error: true,
         backoff: None,
+        timeout: std::time::Duration::from_secs(10),
     };
 }
 
@@ -259,11 +296,7 @@ pub trait Reaction: Send + Sync + 'static {
     /// Where `event` goes. The default follows [`Reaction::RESOLVER`]; `#[reaction]`
     /// overrides it for dynamic resolvers.
     fn resolve(event: &Committed<Self::Event>) -> Option<Resolved> {
-        match Self::RESOLVER {
-            Resolver::Static(target) => Some(Resolved::to(target)),
-            Resolver::SameStream => Some(Resolved::to(&event.stream).from_stream(&event.stream)),
-            Resolver::Void | Resolver::Dynamic => None,
-        }
+        Self::RESOLVER.route(&event.stream)
     }
 
     /// Handles one event. Actions run through `scope` carry the event as their causation

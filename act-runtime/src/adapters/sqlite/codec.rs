@@ -121,15 +121,27 @@ impl MetaCache {
 pub(crate) fn event(row: &Run<'_, '_>, metas: &mut MetaCache) -> Result<Committed, StoreError> {
     const OP: &str = "query";
     let get = raw::backend(OP);
-    let data = row.text(2).map_err(&get)?;
+    let id = row.i64(0);
+    let stream = row.text(3).map_err(&get)?.to_owned();
+    let corrupt = |reason: String| StoreError::Corrupt {
+        id,
+        stream: stream.clone(),
+        reason,
+    };
+    let data = row.text(2).map_err(|e| corrupt(format!("payload: {e}")))?;
+    let data = RawValue::from_string(data.to_owned())
+        .map_err(|e| corrupt(format!("payload is not JSON: {e}")))?;
+    let meta = metas
+        .get(row.text(6).map_err(|e| corrupt(format!("meta: {e}")))?, OP)
+        .map_err(|e| corrupt(format!("meta: {e}")))?;
     Ok(Committed {
-        id: row.i64(0),
+        id,
         name: row.text(1).map_err(&get)?.to_owned(),
-        data: RawValue::from_string(data.to_owned()).map_err(|e| StoreError::backend(OP, e))?,
-        stream: row.text(3).map_err(&get)?.to_owned(),
+        data,
         version: row.i64(4),
         created: from_micros(row.i64(5)),
-        meta: metas.get(row.text(6).map_err(&get)?, OP)?,
+        meta,
+        stream,
     })
 }
 

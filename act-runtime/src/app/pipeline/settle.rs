@@ -7,6 +7,30 @@ use super::drain::{DrainOptions, DrainSummary};
 use crate::app::{Act, Lifecycle};
 use crate::error::ActError;
 
+/// Resets the settling flag if the settle task ends without resetting it (a panic, an
+/// abort), so that a later [`Act::settle`] starts a new one.
+struct Settling<'a> {
+    flag: &'a std::sync::atomic::AtomicBool,
+    held: bool,
+}
+
+impl Settling<'_> {
+    /// Clears the flag; `true` if the task got it back (another wake-up came in between).
+    fn release_and_retake(&mut self) -> bool {
+        self.flag.store(false, Ordering::SeqCst);
+        self.held = !self.flag.swap(true, Ordering::SeqCst);
+        self.held
+    }
+}
+
+impl Drop for Settling<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.flag.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 /// How [`Act::settle`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SettleOptions {
@@ -52,38 +76,49 @@ impl Act {
         }
         let app = self.clone();
         let handle = tokio::spawn(async move {
+            let p = &app.inner.pipeline;
+            let mut flag = Settling {
+                flag: &p.settling,
+                held: true,
+            };
             loop {
-                tokio::time::sleep(options.debounce).await;
-                app.inner.pipeline.rearm.store(false, Ordering::SeqCst);
+                tokio::select! {
+                    () = tokio::time::sleep(options.debounce) => {}
+                    () = p.stopping.cancelled() => return,
+                }
+                p.rearm.store(false, Ordering::SeqCst);
                 match app.settle_now(options).await {
                     Ok(summary) => app.emit(&Lifecycle::Settled(&summary)),
                     Err(ActError::ShutDown) => {}
                     Err(e) => tracing::error!(error = %e, "settle failed"),
                 }
-                let p = &app.inner.pipeline;
-                if p.rearm.load(Ordering::SeqCst) && app.check_live().is_ok() {
+                if app.check_live().is_err() {
+                    return;
+                }
+                if p.rearm.load(Ordering::SeqCst) {
                     continue;
                 }
-                p.settling.store(false, Ordering::SeqCst);
-                // a wake-up between the check and the store would be lost: look again
-                if p.rearm.load(Ordering::SeqCst)
-                    && app.check_live().is_ok()
-                    && !p.settling.swap(true, Ordering::SeqCst)
-                {
-                    continue;
+                // a wake-up between the check and the release would be lost: look again
+                if !flag.release_and_retake() {
+                    return;
                 }
-                break;
+                if !p.rearm.load(Ordering::SeqCst) {
+                    flag.held = false;
+                    p.settling.store(false, Ordering::SeqCst);
+                    return;
+                }
             }
         });
         *pipeline.settle_task.lock() = Some(handle);
     }
 
     /// Runs correlate → drain passes until one makes no progress (or `max_passes`), and
-    /// returns everything they did. What [`Act::settle`] runs in the background.
+    /// returns everything they did. What [`Act::settle`] runs in the background. Retries
+    /// scheduled with a backoff are not waited for: [`Act::start`] runs them when due.
     pub async fn settle_now(&self, options: SettleOptions) -> Result<DrainSummary, ActError> {
         let mut total = DrainSummary::default();
         let mut passes = 0;
-        while passes < options.max_passes {
+        while passes < options.max_passes && !self.inner.pipeline.stopping.is_cancelled() {
             passes += 1;
             let before = self.inner.pipeline.checkpoint();
             let c = self.correlate(options.correlate_limit).await?;

@@ -1,20 +1,22 @@
 //! The app as a reaction sees it.
 
-use crate::app::{Act, Executed, LoadOptions};
+use crate::app::{Act, Cause, Executed, LoadOptions};
 use crate::error::ActError;
 use crate::model::Emits;
 use crate::model::{Committed, EventCause, Handle, Snapshot, Target};
 use crate::ports::Query;
 
 /// The app inside a reaction: actions executed here carry the triggering event as their
-/// causation, keep its correlation id, and commit without the optimistic guard (unless the
-/// target pins a version). A drain in flight when the app shuts down finishes through its
-/// scope: these calls do not refuse work during shutdown.
+/// causation and keep its correlation id. They load, check their invariants and commit
+/// against the version they loaded, retrying a lost race exactly as [`Act::execute`] does:
+/// nothing is committed from stale state. A drain in flight when the app shuts down
+/// finishes through its scope: these calls do not refuse work during its grace.
 #[derive(Clone)]
 pub struct Scope {
     app: Act,
     correlation: String,
     event: EventCause,
+    stream: String,
 }
 
 impl std::fmt::Debug for Scope {
@@ -22,14 +24,16 @@ impl std::fmt::Debug for Scope {
         f.debug_struct("Scope")
             .field("correlation", &self.correlation)
             .field("event", &self.event)
+            .field("stream", &self.stream)
             .finish_non_exhaustive()
     }
 }
 
 impl Scope {
-    pub(crate) fn new(app: Act, event: &Committed) -> Self {
+    pub(crate) fn new(app: Act, event: &Committed, stream: &str) -> Self {
         Self {
             app,
+            stream: stream.to_owned(),
             correlation: event.meta.correlation.clone(),
             event: EventCause {
                 id: event.id,
@@ -37,6 +41,13 @@ impl Scope {
                 stream: event.stream.clone(),
             },
         }
+    }
+
+    /// The target stream the resolver chose for this event (the stream this handler works
+    /// for): the literal of `to = "..."`, the event's own stream for `_this_` and `void`,
+    /// the resolved target for a dynamic resolver.
+    pub fn stream(&self) -> &str {
+        &self.stream
     }
 
     /// The correlation id of the triggering event.
@@ -59,7 +70,7 @@ impl Scope {
             .execute_caused(
                 action,
                 target,
-                crate::app::Cause {
+                Cause {
                     correlation: Some(self.correlation.clone()),
                     event: Some(self.event.clone()),
                 },

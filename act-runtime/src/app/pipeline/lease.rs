@@ -1,0 +1,390 @@
+//! One lease: fetch → match → handle (each attempt with a deadline, panics caught) → block
+//! or ack. A lease always ends on its own: no other lease's hang, fetch error or failure
+//! delays or aborts it.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::correlate::{ANY_REACTION, parse_poison, source_filter};
+use super::drain::{Blocked, DrainOptions, Retrying};
+use super::guard::{self, Failure};
+use super::{Scope, chrono_ms};
+use crate::app::{Act, Lifecycle, validate_stream};
+use crate::error::StoreError;
+use crate::model::{Committed, EventId};
+use crate::ports::{Lease, Query, Subscription};
+use crate::reactions::{ReactionEntry, Resolver};
+
+/// How a lease ended.
+#[derive(Debug)]
+pub(super) enum End {
+    /// Acknowledged: the watermark moved to the lease's `at`.
+    Acked(Lease),
+    /// Blocked with an error, at the last event handled.
+    Blocked(Blocked),
+    /// Failed; retried when due.
+    Retrying(Retrying),
+    /// Nothing was recorded (a store error, or shutdown): the lease expires by itself.
+    Released,
+}
+
+/// What handling one lease did.
+#[derive(Debug)]
+pub(super) struct Outcome {
+    /// The lease as claimed.
+    pub(super) lease: Lease,
+    pub(super) fetched: usize,
+    /// Events completed (all their reactions succeeded).
+    pub(super) handled: usize,
+    pub(super) end: End,
+}
+
+/// How long before a lease's end its handlers are stopped.
+fn margin(lease: Duration) -> Duration {
+    (lease / 10).min(Duration::from_secs(1))
+}
+
+/// An unreadable event met while fetching.
+struct Unreadable {
+    error: String,
+}
+
+impl Act {
+    /// Runs one claimed lease to its end.
+    pub(super) async fn run_lease(self, lease: Lease, options: DrainOptions) -> Outcome {
+        let deadline = Instant::now() + options.lease.saturating_sub(margin(options.lease));
+        let mut run = Run {
+            app: &self,
+            outcome: Outcome {
+                lease,
+                fetched: 0,
+                handled: 0,
+                end: End::Released,
+            },
+            deadline,
+        };
+        let end = if parse_poison(&run.outcome.lease.stream).is_some() {
+            run.resolve_again(options.event_limit).await
+        } else {
+            run.handle(options.event_limit).await
+        };
+        let end = run.finish(end).await;
+        run.outcome.end = end;
+        run.outcome
+    }
+}
+
+/// The decision a lease's handling reaches, before it is recorded in the store.
+enum Decision {
+    /// Acknowledge progress up to `at`.
+    Ack(EventId),
+    /// Block at `at` (the last event handled) with the error.
+    Block(EventId, String),
+    /// Retry after `delay`, keeping progress up to `at`.
+    Retry(EventId, String, Duration),
+    /// Record nothing.
+    Release,
+}
+
+struct Run<'a> {
+    app: &'a Act,
+    outcome: Outcome,
+    deadline: Instant,
+}
+
+impl Run<'_> {
+    fn lease(&self) -> &Lease {
+        &self.outcome.lease
+    }
+
+    /// Fetches the lease's next events. An unreadable event ends the batch: the events
+    /// before it are returned with it.
+    async fn fetch(
+        &mut self,
+        limit: usize,
+    ) -> Result<(Vec<Committed>, Option<Unreadable>), StoreError> {
+        let lease = self.lease();
+        let mut query = Query::all().after(lease.at).limit(limit.max(1));
+        query.stream = source_filter(lease.source.as_deref(), lease.source_is_pattern);
+        let mut events = Vec::new();
+        let store = &self.app.inner.store;
+        let unreadable = match store.query(&query, &mut |e| events.push(e.clone())).await {
+            Ok(_) => None,
+            Err(StoreError::Corrupt { id, stream, reason }) => {
+                events.clear();
+                let before = query.before(id);
+                store
+                    .query(&before, &mut |e| events.push(e.clone()))
+                    .await?;
+                Some(Unreadable {
+                    error: format!("event {id} on stream `{stream}` cannot be read: {reason}"),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        self.outcome.fetched = events.len();
+        Ok((events, unreadable))
+    }
+
+    /// Handles the events of an ordinary target.
+    async fn handle(&mut self, event_limit: usize) -> Decision {
+        let (events, unreadable) = match self.fetch(event_limit).await {
+            Ok(r) => r,
+            Err(e) => return self.store_failed("fetch", e),
+        };
+        let app = self.app;
+        let target = self.lease().stream.clone();
+        // The reactions that route each fetched event to this target, in order.
+        let routed: Vec<(&Committed, Vec<&ReactionEntry>)> = events
+            .iter()
+            .map(|e| {
+                let rs = app
+                    .inner
+                    .reactions
+                    .on(&e.name)
+                    .filter(|r| {
+                        r.resolver() != Resolver::Void
+                            && matches!(r.try_resolve(e), Ok(Some(res)) if res.target == target)
+                    })
+                    .collect();
+                (e, rs)
+            })
+            .collect();
+        let first = routed.iter().find_map(|(_, rs)| rs.first()).copied();
+        let mut at = self.lease().at;
+        if let Some(r) = first {
+            let opts = r.options();
+            let retry = self.lease().retry;
+            if opts.block_on_error && retry > opts.max_retries as i32 {
+                return Decision::Block(
+                    at,
+                    format!(
+                        "blocked `{target}` after {retry} claims without progress: its drainer stopped (crashed or was killed) before each lease ended"
+                    ),
+                );
+            }
+        }
+        for (event, rs) in &routed {
+            if !rs.is_empty() {
+                let scope = Scope::new(app.clone(), event, &target);
+                for r in rs {
+                    let now = Instant::now();
+                    let left = self.deadline.saturating_duration_since(now);
+                    if left.is_zero() {
+                        // the lease's time is up between two handlers: keep what is done
+                        return Decision::Ack(at);
+                    }
+                    let timeout = r.options().timeout;
+                    let (budget, lease_end) = if left < timeout {
+                        (left, true)
+                    } else {
+                        (timeout, false)
+                    };
+                    let attempt = guard::attempt(
+                        r.handle(event, &scope),
+                        budget,
+                        lease_end,
+                        &app.inner.pipeline.aborting,
+                    )
+                    .await;
+                    if let Err(failure) = attempt {
+                        return self.failed(r, event, at, failure);
+                    }
+                }
+                self.outcome.handled += 1;
+            }
+            at = event.id;
+        }
+        match unreadable {
+            Some(u) => Decision::Block(at, u.error),
+            None => Decision::Ack(at),
+        }
+    }
+
+    /// Re-runs the resolvers of a poison row: on success their targets are subscribed and
+    /// the row is acked; a resolver that fails again blocks the row with its error.
+    async fn resolve_again(&mut self, event_limit: usize) -> Decision {
+        let (events, unreadable) = match self.fetch(event_limit).await {
+            Ok(r) => r,
+            Err(e) => return self.store_failed("fetch", e),
+        };
+        let Some((reaction, _)) = parse_poison(&self.lease().stream) else {
+            return Decision::Release;
+        };
+        let mut subs: Vec<Subscription> = Vec::new();
+        let mut at = self.lease().at;
+        for e in &events {
+            let dynamic = self.app.inner.reactions.on(&e.name).filter(|r| {
+                !r.resolver().is_static() && (reaction == ANY_REACTION || r.name() == reaction)
+            });
+            for r in dynamic {
+                match r.try_resolve(e) {
+                    Ok(None) => {}
+                    Ok(Some(res)) => {
+                        if let Err(v) = validate_stream(&res.target) {
+                            return Decision::Block(
+                                at,
+                                format!(
+                                    "{} on event {} ({}): resolved to target {:?}, which is refused: {v}",
+                                    r.name(),
+                                    e.id,
+                                    e.name,
+                                    res.target
+                                ),
+                            );
+                        }
+                        let mark = super::correlate::in_window(
+                            res.source.as_deref(),
+                            res.source_is_pattern,
+                            &e.stream,
+                        )
+                        .then_some(e.id);
+                        subs.push(res.subscription(mark));
+                    }
+                    Err(f) => {
+                        return Decision::Block(
+                            at,
+                            format!("{} on event {} ({}): {f}", r.name(), e.id, e.name),
+                        );
+                    }
+                }
+            }
+            at = e.id;
+        }
+        if !subs.is_empty() {
+            match self.app.inner.store.subscribe(&subs, None).await {
+                Ok(_) => self.app.inner.pipeline.wake(),
+                Err(StoreError::Invalid(v)) => {
+                    return Decision::Block(
+                        self.lease().at,
+                        format!("a resolved target is refused by the store: {v}"),
+                    );
+                }
+                Err(e) => return self.store_failed("subscribe", e),
+            }
+        }
+        self.outcome.handled = events.len();
+        match unreadable {
+            Some(u) => Decision::Block(at, u.error),
+            None => Decision::Ack(at),
+        }
+    }
+
+    /// The decision after a failed attempt: block when the failure cannot succeed later or
+    /// the retry budget is spent, else retry with backoff.
+    fn failed(
+        &self,
+        r: &ReactionEntry,
+        event: &Committed,
+        at: EventId,
+        failure: Failure,
+    ) -> Decision {
+        if matches!(failure, Failure::Aborted) {
+            return Decision::Ack(at);
+        }
+        let opts = r.options();
+        let retry = self.lease().retry;
+        let block =
+            opts.block_on_error && (!failure.is_retryable() || retry >= opts.max_retries as i32);
+        let stream = &self.lease().stream;
+        tracing::warn!(reaction = r.name(), %stream, event = event.id, retry, block, error = %failure, "reaction failed");
+        let error = format!(
+            "{} on event {} ({}): {failure}",
+            r.name(),
+            event.id,
+            event.name
+        );
+        if block {
+            Decision::Block(at, error)
+        } else {
+            let delay = opts
+                .backoff
+                .map_or(Duration::ZERO, |b| Duration::from_millis(b.delay_ms(retry)));
+            Decision::Retry(at, error, delay)
+        }
+    }
+
+    /// A store call failed: hand the lease back for a retry soon, progress kept.
+    fn store_failed(&self, op: &str, e: StoreError) -> Decision {
+        tracing::warn!(stream = %self.lease().stream, error = %e, "drain {op} failed; the stream is retried");
+        Decision::Retry(
+            self.lease().at,
+            format!("{op} failed: {e}"),
+            Duration::from_secs(1),
+        )
+    }
+
+    /// Records the decision in the store and tells the listeners.
+    async fn finish(&mut self, decision: Decision) -> End {
+        let app = self.app;
+        let store = &app.inner.store;
+        let lease = self.lease().clone();
+        match decision {
+            Decision::Release => End::Released,
+            Decision::Ack(at) => {
+                let acked = Lease { at, ..lease };
+                match store.ack(std::slice::from_ref(&acked)).await {
+                    Ok(done) if !done.is_empty() => {
+                        app.emit(&Lifecycle::Acked(&done));
+                        End::Acked(acked)
+                    }
+                    Ok(_) => {
+                        tracing::warn!(stream = %acked.stream, "ack dropped: the lease was taken over (raise the lease time)");
+                        End::Released
+                    }
+                    Err(e) => {
+                        tracing::warn!(stream = %acked.stream, error = %e, "ack failed; the lease expires by itself");
+                        End::Released
+                    }
+                }
+            }
+            Decision::Retry(at, error, delay) => {
+                let due = Utc::now() + chrono_ms(delay);
+                let handed = Lease {
+                    at,
+                    due: Some(due),
+                    ..lease
+                };
+                match store.ack(std::slice::from_ref(&handed)).await {
+                    Ok(done) if !done.is_empty() => {
+                        app.inner.pipeline.schedule(due);
+                        let retrying = Retrying {
+                            lease: Lease {
+                                due: None,
+                                ..handed
+                            },
+                            error,
+                            due,
+                        };
+                        app.emit(&Lifecycle::Retrying(std::slice::from_ref(&retrying)));
+                        End::Retrying(retrying)
+                    }
+                    Ok(_) => End::Released,
+                    Err(e) => {
+                        tracing::warn!(stream = %handed.stream, error = %e, "retry hand-back failed; the lease expires by itself");
+                        End::Released
+                    }
+                }
+            }
+            Decision::Block(at, error) => {
+                let blocked = Lease { at, ..lease };
+                match store.block(&[(blocked.clone(), error.clone())]).await {
+                    Ok(rows) if rows.iter().any(|r| r.stream == blocked.stream) => {
+                        let b = Blocked {
+                            lease: blocked,
+                            error,
+                        };
+                        app.emit(&Lifecycle::Blocked(std::slice::from_ref(&b)));
+                        End::Blocked(b)
+                    }
+                    Ok(_) => End::Released,
+                    Err(e) => {
+                        tracing::warn!(stream = %blocked.stream, error = %e, "block failed; the lease expires by itself");
+                        End::Released
+                    }
+                }
+            }
+        }
+    }
+}

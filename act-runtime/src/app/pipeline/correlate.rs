@@ -35,6 +35,26 @@ pub(crate) fn in_window(source: Option<&str>, is_pattern: bool, stream: &str) ->
     }
 }
 
+/// Refuses a resolution no store can keep: a target that is not a valid stream name, or
+/// a source pattern that does not compile.
+pub(crate) fn check_resolved(res: &Resolved) -> Result<(), String> {
+    if let Err(e) = validate_stream(&res.target) {
+        return Err(format!(
+            "resolved to target {:?}, which is refused: {e}",
+            res.target
+        ));
+    }
+    if let (Some(p), true) = (&res.source, res.source_is_pattern)
+        && let Err(e) = regex::Regex::new(p)
+    {
+        return Err(format!(
+            "resolved target {:?} reads the pattern {p:?}, which is refused: {e}",
+            res.target
+        ));
+    }
+    Ok(())
+}
+
 /// The reaction name of a poison row for every dynamic reaction (an unreadable event).
 pub(crate) const ANY_REACTION: &str = "*";
 
@@ -53,7 +73,7 @@ pub(crate) fn parse_poison(row: &str) -> Option<(&str, &str)> {
 /// only them).
 #[derive(Default)]
 pub(crate) struct Router {
-    targets: HashMap<String, (Subscription, Vec<(&'static str, String)>)>,
+    targets: HashMap<String, (Subscription, Vec<(&'static str, String, EventId)>)>,
 }
 
 impl Router {
@@ -61,13 +81,9 @@ impl Router {
     pub(crate) fn route(&mut self, reaction: &ReactionEntry, event: &Committed) {
         match reaction.try_resolve(event) {
             Ok(None) => {}
-            Ok(Some(res)) => match validate_stream(&res.target) {
+            Ok(Some(res)) => match check_resolved(&res) {
                 Ok(()) => self.add(reaction.name(), event, &res),
-                Err(e) => self.poison(
-                    reaction.name(),
-                    event,
-                    format!("resolved to target {:?}, which is refused: {e}", res.target),
-                ),
+                Err(e) => self.poison(reaction.name(), event, e),
             },
             Err(e) => self.poison(reaction.name(), event, e.to_string()),
         }
@@ -82,11 +98,12 @@ impl Router {
             .or_insert_with(|| (res.subscription(None), Vec::new()));
         sub.priority = sub.priority.max(res.priority);
         sub.correlated_at = sub.correlated_at.max(mark);
-        if !from
-            .iter()
-            .any(|(r, s)| *r == reaction && *s == event.stream)
+        match from
+            .iter_mut()
+            .find(|(r, s, _)| *r == reaction && *s == event.stream)
         {
-            from.push((reaction, event.stream.clone()));
+            Some(f) => f.2 = f.2.max(event.id),
+            None => from.push((reaction, event.stream.clone(), event.id)),
         }
     }
 
@@ -135,10 +152,10 @@ impl Router {
                 Ok(r) => subscribed += r.subscribed,
                 Err(StoreError::Invalid(e)) => {
                     tracing::warn!(target = %sub.stream, error = %e, "the store refused a resolved target; its events go to poison rows");
-                    for (reaction, stream) in from {
+                    for (reaction, stream, id) in from {
                         poisoned.push(Subscription {
                             source: Some(stream.clone()),
-                            correlated_at: sub.correlated_at,
+                            correlated_at: Some(id),
                             ..Subscription::new(poison_row(reaction, &stream))
                         });
                     }

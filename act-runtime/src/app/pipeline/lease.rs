@@ -10,7 +10,7 @@ use super::correlate::{ANY_REACTION, parse_poison, source_filter};
 use super::drain::{Blocked, DrainOptions, Retrying};
 use super::guard::{self, Failure};
 use super::{Scope, chrono_ms};
-use crate::app::{Act, Lifecycle, validate_stream};
+use crate::app::{Act, Lifecycle};
 use crate::error::StoreError;
 use crate::model::{Committed, EventId};
 use crate::ports::{Lease, Query, Subscription};
@@ -222,16 +222,10 @@ impl Run<'_> {
                 match r.try_resolve(e) {
                     Ok(None) => {}
                     Ok(Some(res)) => {
-                        if let Err(v) = validate_stream(&res.target) {
+                        if let Err(why) = super::correlate::check_resolved(&res) {
                             return Decision::Block(
                                 at,
-                                format!(
-                                    "{} on event {} ({}): resolved to target {:?}, which is refused: {v}",
-                                    r.name(),
-                                    e.id,
-                                    e.name,
-                                    res.target
-                                ),
+                                format!("{} on event {} ({}): {why}", r.name(), e.id, e.name),
                             );
                         }
                         let mark = super::correlate::in_window(
@@ -305,8 +299,16 @@ impl Run<'_> {
         }
     }
 
-    /// A store call failed: hand the lease back for a retry soon, progress kept.
+    /// A store call failed: a refusal (the row's source is a pattern the store cannot
+    /// express, ...) blocks the stream; anything else hands the lease back for a retry
+    /// soon, progress kept.
     fn store_failed(&self, op: &str, e: StoreError) -> Decision {
+        if let StoreError::Invalid(v) = &e {
+            return Decision::Block(
+                self.lease().at,
+                format!("{op} of the stream's events is refused by the store: {v}"),
+            );
+        }
         tracing::warn!(stream = %self.lease().stream, error = %e, "drain {op} failed; the stream is retried");
         Decision::Retry(
             self.lease().at,

@@ -68,12 +68,15 @@ pub(crate) fn parse_poison(row: &str) -> Option<(&str, &str)> {
     row.strip_prefix(POISON_PREFIX)?.split_once('/')
 }
 
+/// A (reaction, event stream) pair that routed events to a target, with its last event.
+type Contributor = (&'static str, String, EventId);
+
 /// Routes events to targets, collecting one subscription per target and, for every target,
 /// which (reaction, event stream) pairs contributed to it (so a refused target poisons
 /// only them).
 #[derive(Default)]
 pub(crate) struct Router {
-    targets: HashMap<String, (Subscription, Vec<(&'static str, String, EventId)>)>,
+    targets: HashMap<String, (Subscription, Vec<Contributor>)>,
 }
 
 impl Router {

@@ -198,16 +198,18 @@ impl Act {
     }
 
     /// Rewinds streams so their events are handled again; returns how many were reset.
-    pub async fn reset(&self, streams: &[String]) -> Result<usize, ActError> {
+    pub async fn reset<S: AsRef<str>>(&self, streams: &[S]) -> Result<usize, ActError> {
         self.check_live()?;
-        Ok(self.inner.store.reset(streams).await?)
+        let n = self.inner.store.reset(&owned(streams)).await?;
+        self.inner.pipeline.wake();
+        Ok(n)
     }
 
     /// Unblocks blocked streams, keeping their progress; returns how many were blocked.
     /// Unblocking a poison row (`!resolve/...`) runs its resolver again.
-    pub async fn unblock(&self, streams: &[String]) -> Result<usize, ActError> {
+    pub async fn unblock<S: AsRef<str>>(&self, streams: &[S]) -> Result<usize, ActError> {
         self.check_live()?;
-        let n = self.inner.store.unblock(streams).await?;
+        let n = self.inner.store.unblock(&owned(streams)).await?;
         self.inner.pipeline.wake();
         Ok(n)
     }
@@ -236,6 +238,10 @@ impl Act {
             }
         }
     }
+}
+
+fn owned<S: AsRef<str>>(streams: &[S]) -> Vec<String> {
+    streams.iter().map(|s| s.as_ref().to_owned()).collect()
 }
 
 impl super::Pipeline {

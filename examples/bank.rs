@@ -2,8 +2,19 @@
 //! target), settled in the background.
 //!
 //! `cargo run --example bank`
+//!
+//! `cargo run --example bank -- --worker [--for-secs N]`: the same bank run by the background
+//! worker until Ctrl-C (or for N seconds). Deposits keep coming every 300 ms; every
+//! lifecycle notification is printed. Bob's text messages fail twice before they go through
+//! (retried with backoff), and the frozen account's audit trail refuses every entry, so its
+//! stream is blocked while the other accounts keep flowing.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use act::app::Lifecycle;
+use act::model::EventId;
 use act::prelude::*;
 
 // ---- accounts ------------------------------------------------------------------------
@@ -121,6 +132,13 @@ async fn audit_deposit(e: &Committed<AccountEvent>, app: &Scope) -> Result<(), R
     let AccountEvent::Deposited { amount } = e.data else {
         return Ok(());
     };
+    if e.stream == FROZEN {
+        // fails the same way every time: blocks the audit stream at once
+        return Err(ReactionError::fatal(format!(
+            "{} is frozen: compliance holds its audit trail",
+            e.stream
+        )));
+    }
     let entry = format!("deposit of {amount} on {} v{}", e.stream, e.version);
     app.execute(
         Note { entry },
@@ -144,6 +162,23 @@ async fn ledger_withdrawal(e: &Committed<AccountEvent>, app: &Scope) -> Result<(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--worker") {
+        let for_secs = match args.iter().position(|a| a == "--for-secs") {
+            Some(i) => Some(
+                args.get(i + 1)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or("`--for-secs` expects a number of seconds")?,
+            ),
+            None => None,
+        };
+        return run_worker(for_secs).await;
+    }
+    settle_once().await
+}
+
+/// The default mode: a few commands, one settle, the journals and the balances.
+async fn settle_once() -> Result<(), Box<dyn std::error::Error>> {
     let app = act()
         .with_state::<Account>()
         .with_state::<Journal>()
@@ -207,6 +242,208 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, stream) in [("Ada", "acct-ada"), ("Bob", "acct-bob")] {
         let a = app.load::<Account>(stream).await?;
         println!("\n{name}'s balance: {}", a.state.balance);
+    }
+    app.shutdown().await?;
+    Ok(())
+}
+
+// ---- `--worker`: the background worker, a flaky reaction and a blocked stream ----------
+
+/// The accounts the worker mode deposits on, in turn.
+const ACCOUNTS: [(&str, &str); 4] = [
+    ("acct-ada", "Ada"),
+    ("acct-bob", "Bob"),
+    ("acct-cyd", "Cyd"),
+    (FROZEN, "Frank"),
+];
+
+/// An account whose audit trail refuses every entry (see `audit_deposit`).
+const FROZEN: &str = "acct-frozen";
+
+/// An account whose text messages fail twice before they go through (see `text_deposit`).
+const FLAKY: &str = "acct-bob";
+
+/// Attempts so far per deposit event, for the flaky SMS gateway.
+static SMS_ATTEMPTS: Mutex<BTreeMap<EventId, u32>> = Mutex::new(BTreeMap::new());
+
+/// Where a deposit's text message goes: the account's own outbox.
+fn sms_stream(e: &Committed<AccountEvent>) -> Resolved {
+    Resolved::to(format!("sms-{}", e.stream)).from_stream(&e.stream)
+}
+
+/// Texts the owner about each deposit (worker mode only). The gateway drops the first two
+/// attempts of each of Bob's messages: a retryable error, tried again with backoff.
+#[reaction(
+    on = AccountEvent::Deposited,
+    to = sms_stream,
+    retries = 5,
+    backoff(exponential, base_ms = 100, max_ms = 2000, jitter),
+    timeout_ms = 2000
+)]
+async fn text_deposit(e: &Committed<AccountEvent>, app: &Scope) -> Result<(), ReactionError> {
+    let AccountEvent::Deposited { amount } = e.data else {
+        return Ok(());
+    };
+    let attempt = {
+        let mut attempts = SMS_ATTEMPTS.lock().unwrap_or_else(|p| p.into_inner());
+        let n = attempts.entry(e.id).or_default();
+        *n += 1;
+        *n
+    };
+    if e.stream == FLAKY && attempt <= 2 {
+        return Err(ReactionError::retry(format!(
+            "SMS gateway timed out (attempt {attempt})"
+        )));
+    }
+    let entry = format!("texted {} about {amount} (attempt {attempt})", e.stream);
+    app.execute(Note { entry }, Target::new(app.stream(), teller()))
+        .await?;
+    Ok(())
+}
+
+/// Prints one line per lifecycle notification, stamped with the time since start.
+fn print_lifecycle(start: Instant, l: &Lifecycle<'_>) {
+    let t = format!("[{:>6} ms]", start.elapsed().as_millis());
+    match l {
+        Lifecycle::Committed(events) => {
+            for e in events.iter() {
+                println!(
+                    "{t} committed  {} v{} {} {}",
+                    e.stream,
+                    e.version,
+                    e.name,
+                    e.data.get()
+                );
+            }
+        }
+        Lifecycle::Acked(leases) => {
+            for lease in leases.iter() {
+                println!("{t} acked      {} up to event {}", lease.stream, lease.at);
+            }
+        }
+        Lifecycle::Retrying(retrying) => {
+            for r in retrying.iter() {
+                let wait = (r.due - chrono::Utc::now()).num_milliseconds().max(0);
+                println!(
+                    "{t} RETRYING   {} (failure {}): {} -- next try in {wait} ms",
+                    r.lease.stream,
+                    r.lease.retry + 1,
+                    r.error
+                );
+            }
+        }
+        Lifecycle::Blocked(blocked) => {
+            for b in blocked.iter() {
+                println!("{t} BLOCKED    {}: {}", b.lease.stream, b.error);
+            }
+        }
+        Lifecycle::Settled(s) => println!(
+            "{t} settled    {} handled, {} acked, {} retrying, {} blocked",
+            s.handled,
+            s.acked.len(),
+            s.retrying.len(),
+            s.blocked.len()
+        ),
+        _ => {}
+    }
+}
+
+/// The worker mode: deposits every 300 ms until Ctrl-C (or `for_secs`), drained by the
+/// background worker; then the blocked streams and each account's journals.
+async fn run_worker(for_secs: Option<u64>) -> Result<(), Box<dyn std::error::Error>> {
+    let app = act()
+        .with_state::<Account>()
+        .with_state::<Journal>()
+        .with_reaction(audit_deposit)
+        .with_reaction(ledger_withdrawal)
+        .with_reaction(text_deposit)
+        .with_shutdown_grace(Duration::from_secs(3))
+        .build()?;
+    let start = Instant::now();
+    app.on(move |l| print_lifecycle(start, l));
+
+    let target =
+        |stream: &str, owner: &str| Target::new(stream, Actor::new(owner.to_lowercase(), owner));
+    for (stream, owner) in ACCOUNTS {
+        let owner = owner.to_string();
+        app.execute(
+            Open {
+                owner: owner.clone(),
+            },
+            target(stream, &owner),
+        )
+        .await?;
+    }
+    // Deposits go to dynamic targets, found by correlate: the poll paces how soon the
+    // worker sees them.
+    let worker = app.start_with(WorkerOptions {
+        poll: Duration::from_millis(100),
+        ..Default::default()
+    })?;
+    match for_secs {
+        Some(n) => println!("worker running for {n} s (Ctrl-C stops it sooner)"),
+        None => println!("worker running; Ctrl-C stops it"),
+    }
+
+    let stop = async {
+        match for_secs {
+            Some(n) => tokio::time::sleep(Duration::from_secs(n)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    let mut n = 0usize;
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            r = tokio::signal::ctrl_c() => {
+                r?;
+                println!("\nCtrl-C");
+                break;
+            }
+            _ = tick.tick() => {
+                let (stream, owner) = ACCOUNTS[n % ACCOUNTS.len()];
+                let amount = 10 * (n as i64 % 5 + 1);
+                app.execute(Deposit { amount }, target(stream, owner)).await?;
+                n += 1;
+            }
+        }
+    }
+
+    println!("no more deposits; letting the worker finish the retries in flight");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    worker.stop().await;
+
+    println!("\nblocked streams:");
+    for b in app.blocked_streams().await? {
+        let at = if b.at < 0 {
+            "nothing handled".to_string()
+        } else {
+            format!("handled up to event {}", b.at)
+        };
+        println!(
+            "  {} ({at}): {}",
+            b.stream,
+            b.error.as_deref().unwrap_or("-")
+        );
+    }
+    println!("\naccounts:");
+    for (stream, _) in ACCOUNTS {
+        let balance = app.load::<Account>(stream).await?.state.balance;
+        let deposits = app
+            .query(&Query::stream(stream))
+            .await?
+            .iter()
+            .filter(|e| e.name == "Deposited")
+            .count();
+        let audited = app.load::<Journal>(&format!("audit-{stream}")).await?;
+        let texted = app.load::<Journal>(&format!("sms-{stream}")).await?;
+        println!(
+            "  {stream:<12} balance {balance:>4}  {deposits} deposit(s), {} audited, {} texted",
+            audited.state.entries.len(),
+            texted.state.entries.len()
+        );
     }
     app.shutdown().await?;
     Ok(())

@@ -226,7 +226,16 @@ impl Act {
             }
         };
         self.emit(&Lifecycle::Committed(&committed));
-        if !marks.is_empty() {
+        // wake the worker when a committed event has drained reactions (static or dynamic)
+        if !marks.is_empty()
+            || (self.inner.reactions.has_dynamic
+                && msgs.iter().any(|m| {
+                    self.inner
+                        .reactions
+                        .dynamic_events
+                        .contains(&m.name.as_str())
+                }))
+        {
             self.inner.pipeline.wake();
         }
         self.run_void_reactions(&committed);

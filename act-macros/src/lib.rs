@@ -126,7 +126,17 @@ pub fn action(args: TokenStream, item: TokenStream) -> TokenStream {
 /// implements `Reaction`, registered with `act().with_reaction(name)`.
 ///
 /// The function is `async fn name(event: &Committed<Events>, app: &Scope) -> Result<(),
-/// ReactionError>`. Arguments:
+/// ReactionError>`, or takes the variant's fields directly. Its parameters, in this order:
+///
+/// * field bindings, any number: each named after a field of the variant and borrowing it,
+///   `amount: &u64` (deref coercions apply: `&str` for a `String` field); a tuple variant's
+///   payload is `_0` (`_1`, ... by position). Checked by rustc on these tokens: a wrong
+///   name is "no field named", a wrong type "mismatched types";
+/// * optionally the committed event, `&Committed<Events>` (recognized by the name
+///   `Committed`);
+/// * the scope, `&Scope`, always last.
+///
+/// Arguments:
 ///
 /// * `on = Events::Variant`: the event (checked to exist);
 /// * the target, classified at compile time: `to = "stream"` (static), `to = _this_` (the
@@ -135,12 +145,22 @@ pub fn action(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   returning a `Resolved`, a stream name, or an `Option` of either);
 /// * optionally `name = "..."` (default: the function's name), `retries = N`,
 ///   `block_on_error = bool`, `backoff(exponential | linear | fixed, base_ms = N,
-///   max_ms = N, jitter)` (or `strategy = "..."`), and `crate = path`.
+///   max_ms = N, jitter)` (or `strategy = "..."`), `timeout_ms = N` (at least 1; the
+///   time one attempt may run), and `crate = path`. Options not given keep
+///   `ReactionOptions::DEFAULT`.
 ///
 /// ```ignore
 /// #[reaction(on = CartEvent::CheckedOut, to = "sales", retries = 5)]
 /// async fn record_sale(e: &Committed<CartEvent>, app: &Scope) -> Result<(), ReactionError> {
 ///     app.execute(RecordSale { cart: e.stream.clone() }, Target::new("sales", actor())).await?;
+///     Ok(())
+/// }
+///
+/// // `CartEvent::ItemAdded { sku: String, qty: u32 }`: the fields, then the event's stream.
+/// #[reaction(on = CartEvent::ItemAdded, to = "stock", timeout_ms = 30_000)]
+/// async fn reserve(sku: &str, qty: &u32, e: &Committed<CartEvent>, app: &Scope) -> Result<(), ReactionError> {
+///     app.execute(Reserve { sku: sku.into(), qty: *qty, cart: e.stream.clone() },
+///                 Target::new("stock", actor())).await?;
 ///     Ok(())
 /// }
 /// ```

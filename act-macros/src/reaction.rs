@@ -2,6 +2,11 @@
 //! struct of the same name implementing `Reaction`, with its resolver classified here, at
 //! compile time: `to = "stream"`, `to = _this_` and `void` are static (no correlation scan),
 //! `to = function` or `to = |event| ...` is dynamic.
+//!
+//! The handler's parameters are `field bindings*, [event: &Committed<E>], app: &Scope`: a
+//! field binding (`amount: &u64`, `_0: &Payload` for a tuple variant's payload) is
+//! destructured from the event's variant by the generated `handle`, on the user's tokens,
+//! so rustc reports a wrong field name or type where the user wrote it.
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -527,7 +532,10 @@ fn signature(def: &ReactionDef) -> String {
     let event = format!("event: &Committed<{}>", events_name(def));
     let inputs = if fields.is_empty() {
         format!("{event}, app: &Scope")
-    } else if params.iter().any(|(_, role)| *role == Role::Event) {
+    } else if params
+        .iter()
+        .any(|(p, _)| type_name(&p.ty).as_deref() == Some("Committed"))
+    {
         format!("{}, {event}, app: &Scope", fields.join(", "))
     } else {
         format!("{}, app: &Scope", fields.join(", "))
@@ -546,9 +554,11 @@ fn events_name(def: &ReactionDef) -> String {
 
 /// `Events::Variant`, as written in `on`.
 fn variant_name(def: &ReactionDef) -> String {
-    def.on.as_ref().map_or("Events::Variant".to_owned(), |(_, variant)| {
-        format!("{}::{variant}", events_name(def))
-    })
+    def.on
+        .as_ref()
+        .map_or("Events::Variant".to_owned(), |(_, variant)| {
+            format!("{}::{variant}", events_name(def))
+        })
 }
 
 /// The checks of one reaction's handler; returns whether its shape lets the generated code
@@ -612,6 +622,7 @@ fn check_params(cx: &mut Ctxt, def: &ReactionDef, expected: &str) -> bool {
     let misplaced_scope = params[..params.len().saturating_sub(1)]
         .iter()
         .find(|(_, role)| *role == Role::Scope);
+    let mut scope_reported = false;
     match params.last() {
         None => cx.error(
             sig.paren_token.span.join(),
@@ -631,11 +642,11 @@ fn check_params(cx: &mut Ctxt, def: &ReactionDef, expected: &str) -> bool {
                     ),
                 ),
             }
-            return false;
+            scope_reported = true;
         }
         Some(_) => {}
     }
-    if let Some((scope, _)) = misplaced_scope {
+    if let Some((scope, _)) = misplaced_scope.filter(|_| !scope_reported) {
         cx.error_spanned(
             scope,
             format!("the scope is a reaction's last parameter: {expected}"),
@@ -695,9 +706,7 @@ fn check_field(cx: &mut Ctxt, def: &ReactionDef, param: &syn::PatType) {
     match binding.ty {
         syn::Type::Reference(r) if r.mutability.is_some() => cx.error_spanned(
             r,
-            format!(
-                "a field binding borrows its field immutably, the event is shared: `{advice}`"
-            ),
+            format!("a field binding borrows its field immutably, the event is shared: `{advice}`"),
         ),
         syn::Type::Reference(_) => {}
         ty => cx.error_spanned(
@@ -874,6 +883,8 @@ fn options(def: &ReactionDef, private: &TokenStream) -> Option<TokenStream> {
     }
     (!fields.is_empty()).then(|| {
         quote! {
+            // every option may be given, making the struct update a no-op
+            #[allow(clippy::needless_update)]
             const OPTIONS: #private::ReactionOptions = #private::ReactionOptions {
                 #(#fields)*
                 ..#private::ReactionOptions::DEFAULT
@@ -1168,7 +1179,9 @@ mod tests {
         }
         assert_eq!(
             run(quote!(on = E::A, to = "x", timeout)),
-            ["unknown argument `timeout` of `#[reaction]`; expected one of `on`, `to`, `void`, `name`, `retries`, `block_on_error`, `backoff`, `timeout_ms`, `crate`"]
+            [
+                "unknown argument `timeout` of `#[reaction]`; expected one of `on`, `to`, `void`, `name`, `retries`, `block_on_error`, `backoff`, `timeout_ms`, `crate`"
+            ]
         );
         let mut cx = Ctxt::default();
         let item = parse_quote!(
@@ -1252,9 +1265,8 @@ mod tests {
             let shown = item.sig.to_token_stream().to_string();
             assert_eq!(check_fn(item), (true, vec![]), "{shown}");
         }
-        let roles = |item: ItemFn| -> Vec<Role> {
-            params(&item.sig).into_iter().map(|(_, r)| r).collect()
-        };
+        let roles =
+            |item: ItemFn| -> Vec<Role> { params(&item.sig).into_iter().map(|(_, r)| r).collect() };
         assert_eq!(
             roles(parse_quote!(
                 async fn r(a: &u64, e: &Committed<E>, s: &Scope) {}
@@ -1315,9 +1327,7 @@ mod tests {
 
     #[test]
     fn checks_the_places_of_the_event_and_the_scope() {
-        let sig = |inputs: &str| {
-            format!("`async fn r({inputs}) -> Result<(), ReactionError>`")
-        };
+        let sig = |inputs: &str| format!("`async fn r({inputs}) -> Result<(), ReactionError>`");
         let canonical = sig("event: &Committed<E>, app: &Scope");
         assert_eq!(
             check_fn(parse_quote!(
@@ -1362,6 +1372,23 @@ mod tests {
                 )]
             )
         );
+        // The other parameters are still checked when the scope is missing.
+        assert_eq!(
+            check_fn(parse_quote!(
+                async fn r(amount: u64, e: &Committed<E>) -> R {}
+            )),
+            (
+                false,
+                vec![
+                    format!(
+                        "a reaction takes the scope, `app: &Scope`, as its last parameter, after the event: {}",
+                        sig("amount: &u64, event: &Committed<E>, app: &Scope")
+                    ),
+                    "a field binding borrows its field, it cannot take it by value: `amount: &u64`"
+                        .to_owned(),
+                ]
+            )
+        );
         assert_eq!(
             check_fn(parse_quote!(
                 async fn r() -> R {}
@@ -1403,6 +1430,12 @@ mod tests {
                 ),
                 quote!(
                     fn r() {}
+                ),
+                quote!(
+                    async fn r(amount: u64, _0: &P, e: &Committed<E>, s: &S) -> R {}
+                ),
+                quote!(
+                    async fn r(a: &u8, a: &u8, s: &Scope) -> R {}
                 ),
                 quote!(
                     async fn r(self) -> R {}

@@ -1,6 +1,7 @@
 // Every resolver form and every option of `#[reaction]`, checked through the generated
 // `Reaction` consts and `Reaction::resolve`.
 use std::sync::Arc;
+use std::time::Duration;
 
 use act_runtime::model::{Actor, Causation, EventMeta};
 use act_runtime::prelude::*;
@@ -67,6 +68,7 @@ async fn skipping(_: &Committed<CounterEvent>, _: &Scope) -> Result<(), Reaction
     retries = 7,
     block_on_error = false,
     backoff(exponential, base_ms = 50, max_ms = 2000u64, jitter),
+    timeout_ms = 2500,
     crate = ::act_runtime
 )]
 pub(crate) async fn r#tuned(_: &Committed<CounterEvent>, _: &Scope) -> Result<(), ReactionError> {
@@ -80,6 +82,12 @@ async fn fixed(_: &Committed<CounterEvent>, _: &Scope) -> Result<(), ReactionErr
 
 #[reaction(on = CounterEvent::Incremented, to = "linear", retries = 0, backoff(linear))]
 async fn linear(_: &Committed<CounterEvent>, _: &Scope) -> Result<(), ReactionError> {
+    Ok(())
+}
+
+// One option alone: the others keep their defaults.
+#[reaction(on = CounterEvent::Incremented, to = "slow", timeout_ms = 60_000)]
+async fn slow(_: &Committed<CounterEvent>, _: &Scope) -> Result<(), ReactionError> {
     Ok(())
 }
 
@@ -166,34 +174,38 @@ fn main() {
                     max_ms: Some(2000),
                     jitter: true,
                 }),
+                timeout: Duration::from_millis(2500),
             }
         )
     );
     assert_eq!(
         consts(fixed).3,
         ReactionOptions {
-            max_retries: 3,
-            block_on_error: true,
             backoff: Some(Backoff {
                 strategy: BackoffStrategy::Fixed,
                 base_ms: 20,
                 max_ms: None,
                 jitter: false,
             }),
+            ..ReactionOptions::DEFAULT
         }
     );
     assert_eq!(
         consts(linear).3,
         ReactionOptions {
             max_retries: 0,
-            block_on_error: true,
             backoff: Some(Backoff {
                 strategy: BackoffStrategy::Linear,
                 base_ms: 100,
                 max_ms: None,
                 jitter: false,
             }),
+            ..ReactionOptions::DEFAULT
         }
+    );
+    assert_eq!(
+        consts(slow).3,
+        ReactionOptions { timeout: Duration::from_secs(60), ..ReactionOptions::DEFAULT }
     );
     assert_eq!(consts(nested::to_ledger).0, "to_ledger");
 
@@ -209,6 +221,7 @@ fn main() {
         .with_reaction(tuned)
         .with_reaction(fixed)
         .with_reaction(linear)
+        .with_reaction(slow)
         .build();
     assert!(app.is_ok());
 }

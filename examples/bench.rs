@@ -9,8 +9,10 @@
 //! * workload: `commit` (N sequential actions over S streams), `concurrent` (the same with
 //!   C in flight), `load` (cold then warm load of one N-event stream), `reactions` (N
 //!   events, each routed by a dynamic resolver to `audit-<stream>` where the reaction runs
-//!   an action; correlate + drain until all are handled), `fill` (N actions, then the
-//!   process's resident memory)
+//!   an action; correlate + drain until all are handled), `drain-targets` (one event on
+//!   each of N fresh streams, each a `_this_` reaction target marked at commit; then one
+//!   `settle_now` drains them all: the drain's cost per pending target), `fill` (N
+//!   actions, then the process's resident memory)
 //!
 //! Env: `N` (default 20000), `S` (100), `C` (32), `RUNTIME` (`current`: one thread, like
 //! the original's event loop — the default; `multi`: tokio's multi-threaded scheduler).
@@ -86,6 +88,41 @@ async fn audit(e: &Committed<CounterEvent>, app: &Scope) -> Result<(), ReactionE
     Ok(())
 }
 
+#[state(name = "Ticket", actions(Open))]
+#[derive(Debug, Clone, Default)]
+pub struct Ticket {
+    pub open: bool,
+}
+
+#[emits(Ticket)]
+#[derive(Debug, Clone)]
+pub enum TicketEvent {
+    Opened { by: String },
+}
+
+impl Patch<TicketEvent> for Ticket {
+    fn patch(&mut self, event: &TicketEvent) {
+        match event {
+            TicketEvent::Opened { .. } => self.open = true,
+        }
+    }
+}
+
+#[action(Ticket, emit = TicketEvent::Opened)]
+pub struct Open {
+    pub by: String,
+}
+
+static TOUCHED: AtomicUsize = AtomicUsize::new(0);
+
+/// The `drain-targets` reaction: each ticket is its own target (`_this_`, marked at commit),
+/// and the handler does next to nothing, so the drain's own cost is what is measured.
+#[reaction(on = TicketEvent::Opened, to = _this_)]
+async fn touch(_: &Committed<TicketEvent>, _: &Scope) -> Result<(), ReactionError> {
+    TOUCHED.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
 #[action(Counter)]
 pub struct Increment {
     pub by: i64,
@@ -129,11 +166,15 @@ fn report(store: &str, workload: &str, extra: Value) {
     println!("{line}");
 }
 
-async fn build(store: &str) -> Result<Act, Box<dyn std::error::Error>> {
-    let builder = act()
+async fn build(store: &str, workload: &str) -> Result<Act, Box<dyn std::error::Error>> {
+    let mut builder = act()
         .with_state::<Counter>()
         .with_state::<Audit>()
         .with_reaction(audit);
+    // Only `drain-targets` registers its reaction, so the other workloads run as before.
+    if workload == "drain-targets" {
+        builder = builder.with_state::<Ticket>().with_reaction(touch);
+    }
     match store {
         "memory" => Ok(builder.build()?),
         "sqlite" => {
@@ -188,7 +229,7 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
     let s = env("S", 100);
     let c = env("C", 32);
     let actor = Actor::new("1", "bench");
-    let app = build(store).await?;
+    let app = build(store, workload).await?;
 
     match workload {
         "commit" | "fill" => {
@@ -288,6 +329,46 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
                 store,
                 workload,
                 json!({ "n": n, "streams": s, "seconds": round3(secs), "reactions_per_s": (n as f64 / secs).round() }),
+            );
+        }
+        "drain-targets" => {
+            for i in 0..n {
+                let target = Target::new(format!("t-{i}"), actor.clone());
+                app.execute(Open { by: "bench".into() }, target).await?;
+            }
+            let stream_limit = env("STREAM_LIMIT", 100);
+            let options = SettleOptions {
+                debounce: std::time::Duration::ZERO,
+                correlate_limit: 1000,
+                max_passes: usize::MAX,
+                drain: DrainOptions {
+                    stream_limit,
+                    event_limit: 1000,
+                    lease: std::time::Duration::from_secs(60),
+                },
+            };
+            let t0 = Instant::now();
+            let summary = app.settle_now(options).await?;
+            let secs = t0.elapsed().as_secs_f64();
+            let touched = TOUCHED.load(Ordering::Relaxed);
+            if touched != n || summary.handled != n {
+                return Err(format!(
+                    "drain-targets handled {} (touched {touched}) of {n}",
+                    summary.handled
+                )
+                .into());
+            }
+            report(
+                store,
+                workload,
+                json!({
+                    "n": n,
+                    "stream_limit": stream_limit,
+                    "leases": summary.leased.len(),
+                    "seconds": round3(secs),
+                    "us_per_target": (secs * 1e6 / n as f64 * 10.0).round() / 10.0,
+                    "targets_per_s": (n as f64 / secs).round(),
+                }),
             );
         }
         other => return Err(format!("unknown workload `{other}`").into()),

@@ -2,6 +2,8 @@
 //!
 //! * [`InMemoryStore`] and [`InMemoryCache`]: the defaults, zero setup.
 //! * `SqliteStore` (feature `sqlite`): embedded and persistent, one database file per tenant.
+//! * `PostgresStore` (feature `postgres`): one database shared by a fleet of processes, one
+//!   schema per tenant.
 
 pub mod memory;
 
@@ -11,3 +13,8 @@ pub use memory::{InMemoryCache, InMemoryStore};
 pub mod sqlite;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;

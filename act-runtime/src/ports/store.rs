@@ -222,9 +222,10 @@ pub struct Lease {
     /// Whether the row was claimed on the lagging frontier.
     pub lagging: bool,
     /// Set by the drain on a lease it hands back to [`Store::ack`] after a failure: the row
-    /// keeps its retry count, moves its watermark to `at` (partial progress), and stays
-    /// unclaimable until `due` (the lease's expiry becomes `due`). `None` on claimed leases
-    /// and on ordinary acks.
+    /// takes the lease's `retry` as its retry count (the drain passes the failed attempts of
+    /// the event it stopped at, less one, so the next claim counts the next attempt), moves
+    /// its watermark to `at` (partial progress), and stays unclaimable until `due` (the
+    /// lease's expiry becomes `due`). `None` on claimed leases and on ordinary acks.
     #[serde(default)]
     pub due: Option<DateTime<Utc>>,
 }
@@ -391,13 +392,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Lease>, StoreError>;
 
     /// Releases leases, moving each row's watermark to the lease's `at` and resetting its
-    /// retry count to -1 — or, for a lease with `due`, keeping the retry count and holding the
-    /// row until `due` (see [`Lease::due`]). A lease whose row is now held by someone else is
+    /// retry count to -1 — or, for a lease with `due`, setting the retry count to the lease's
+    /// `retry` and holding the row until `due` (see [`Lease::due`]). A lease whose row is now held by someone else is
     /// dropped (not acked). Returns the leases that were acked.
     async fn ack(&self, leases: &[Lease]) -> Result<Vec<Lease>, StoreError>;
 
     /// Blocks the leased rows with their errors (only if still held by the lease's holder and
-    /// not yet blocked). Returns the rows after the update.
+    /// not yet blocked), releasing their leases and moving each row's watermark to its lease's
+    /// `at`: the drain passes the last event handled before the failure, so the progress
+    /// made is kept and, after [`Store::unblock`], handling resumes at the failed event.
+    /// The retry count and the mark are kept. Returns the rows after the update.
     async fn block(&self, leases: &[(Lease, String)]) -> Result<Vec<StreamPosition>, StoreError>;
 
     /// Rewinds rows to `at = -1`, unblocks them and clears errors and leases: their events

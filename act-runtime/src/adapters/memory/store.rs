@@ -5,15 +5,23 @@
 //! * the **log** is one `Vec<Committed>` in id order behind a [`RwLock`], plus a per-stream
 //!   index (the positions of its events in the log and which of them is its latest
 //!   snapshot), so an exact-stream read touches only that stream's events and a
-//!   `with_snaps` read starts at its latest snapshot without scanning;
+//!   `with_snaps` read starts at its latest snapshot without scanning, and a per-name index
+//!   (the positions of each event name), so a read of a few rare names (the correlation
+//!   scan: the dynamic reactions' events after the checkpoint) touches only those events;
 //! * the **subscription table** is a map ordered by stream name behind its own lock, plus
-//!   the set of rows that have work (`!blocked && at < correlated_at`), so a claim never
-//!   looks at retired rows and never probes the log.
+//!   ordered indexes of the rows that have work (`!blocked && at < correlated_at`): the
+//!   unleased ones in each claim order (lagging: priority then lowest watermark; the
+//!   fairness reserve: lowest watermark; leading: highest watermark), the leased ones by
+//!   expiry (a claim first moves the expired ones back to the claim orders), and a count of
+//!   the rows at each watermark (for `max(at)`). A claim walks only the rows it takes (plus
+//!   those the earlier frontier took), and every write re-indexes only the rows it touches:
+//!   claim, ack, block, subscribe, reset and unblock cost `O(k log n)` for `k` rows touched,
+//!   whatever the size of the table, and never probe the log.
 //!
 //! The query sink runs while the read lock is held: keep it short (it is a sync callback).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::{Bound, Range};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -98,6 +106,8 @@ struct Log {
     streams: HashMap<String, u32>,
     /// Each stream's index.
     index: Vec<StreamIndex>,
+    /// The positions in `events` of each event name, ascending.
+    by_name: HashMap<String, Vec<usize>>,
     /// The id of the next event.
     next_id: EventId,
 }
@@ -109,12 +119,23 @@ impl Default for Log {
             owners: Vec::new(),
             streams: HashMap::new(),
             index: Vec::new(),
+            by_name: HashMap::new(),
             next_id: 1,
         }
     }
 }
 
 impl Log {
+    /// Files the event at position `pos` under its name.
+    fn file_name(by_name: &mut HashMap<String, Vec<usize>>, pos: usize, name: &str) {
+        match by_name.get_mut(name) {
+            Some(positions) => positions.push(pos),
+            None => {
+                by_name.insert(name.to_owned(), vec![pos]);
+            }
+        }
+    }
+
     /// The index of stream `name`.
     fn stream(&self, name: &str) -> Option<&StreamIndex> {
         self.streams
@@ -164,27 +185,209 @@ impl StreamIndex {
 #[derive(Default)]
 struct Subs {
     /// The rows, by target stream.
-    rows: BTreeMap<String, StreamPosition>,
-    /// The rows with work: not blocked and `at < correlated_at` (leases aside).
-    pending: HashSet<String>,
+    rows: BTreeMap<String, Row>,
+    /// The claim indexes over `rows`.
+    index: Claimable,
     /// The durable correlation checkpoint.
     checkpoint: Option<EventId>,
+}
+
+/// A subscription row and where [`Claimable`] has it.
+struct Row {
+    /// The stream name, shared with the index entries.
+    name: Arc<str>,
+    /// The row.
+    pos: StreamPosition,
+    /// Where the row is indexed.
+    slot: Slot,
+}
+
+/// Which claim index holds a row (with the key it was filed under).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// No work: in no claim index.
+    Idle,
+    /// Work and no live lease: in the three claim orders.
+    Ready { priority: i32, at: EventId },
+    /// Work under a lease expiring at `until`: in the expiry index.
+    Held { until: DateTime<Utc> },
+}
+
+/// The ordered indexes a claim reads instead of scanning the table.
+///
+/// Invariant: a row with work ([`has_work`]) is in the claim orders (`Ready`) or in the
+/// expiry index (`Held`), never both; a row without work is in neither. A leased row goes to
+/// `Held` even if its lease has already run out: the next claim moves every expired lease
+/// back to `Ready` before it picks (in expiry order, so it touches only those).
+#[derive(Default)]
+struct Claimable {
+    /// The lagging order: priority (highest first), then lowest watermark, then name.
+    lagging: BTreeSet<(Reverse<i32>, EventId, Arc<str>)>,
+    /// The fairness reserve's order: lowest watermark, then name.
+    lowest: BTreeSet<(EventId, Arc<str>)>,
+    /// The leading order: highest watermark, then name.
+    highest: BTreeSet<(Reverse<EventId>, Arc<str>)>,
+    /// Leased rows with work, by lease expiry.
+    leased: BTreeSet<(DateTime<Utc>, Arc<str>)>,
+    /// How many rows (all of them, with work or not) are at each watermark.
+    ats: BTreeMap<EventId, usize>,
+}
+
+impl Claimable {
+    /// Files `row` under its current fields (it must be in no index).
+    fn insert(&mut self, row: &mut Row) {
+        *self.ats.entry(row.pos.at).or_default() += 1;
+        row.slot = if !has_work(&row.pos) {
+            Slot::Idle
+        } else if let Some(until) = row.pos.leased_until {
+            self.leased.insert((until, row.name.clone()));
+            Slot::Held { until }
+        } else {
+            self.ready(&row.name, row.pos.priority, row.pos.at);
+            Slot::Ready {
+                priority: row.pos.priority,
+                at: row.pos.at,
+            }
+        };
+    }
+
+    /// Takes `row` out of every index (its fields must be those it was filed under).
+    fn remove(&mut self, row: &mut Row) {
+        if let Some(n) = self.ats.get_mut(&row.pos.at) {
+            *n -= 1;
+            if *n == 0 {
+                self.ats.remove(&row.pos.at);
+            }
+        }
+        match std::mem::replace(&mut row.slot, Slot::Idle) {
+            Slot::Idle => {}
+            Slot::Ready { priority, at } => self.unready(&row.name, priority, at),
+            Slot::Held { until } => {
+                self.leased.remove(&(until, row.name.clone()));
+            }
+        }
+    }
+
+    /// Adds a row to the three claim orders.
+    fn ready(&mut self, name: &Arc<str>, priority: i32, at: EventId) {
+        self.lagging.insert((Reverse(priority), at, name.clone()));
+        self.lowest.insert((at, name.clone()));
+        self.highest.insert((Reverse(at), name.clone()));
+    }
+
+    /// Takes a row out of the three claim orders.
+    fn unready(&mut self, name: &Arc<str>, priority: i32, at: EventId) {
+        self.lagging.remove(&(Reverse(priority), at, name.clone()));
+        self.lowest.remove(&(at, name.clone()));
+        self.highest.remove(&(Reverse(at), name.clone()));
+    }
+
+    /// The highest watermark of any row (`-1` when none).
+    fn watermark(&self) -> EventId {
+        self.ats.last_key_value().map_or(-1, |(&at, _)| at)
+    }
+}
+
+impl Subs {
+    /// Applies `change` to the row of `stream` and re-files it; `None` if there is no row.
+    fn update<T>(
+        &mut self,
+        stream: &str,
+        change: impl FnOnce(&mut StreamPosition) -> T,
+    ) -> Option<T> {
+        let Self { rows, index, .. } = self;
+        let row = rows.get_mut(stream)?;
+        index.remove(row);
+        let out = change(&mut row.pos);
+        index.insert(row);
+        Some(out)
+    }
+
+    /// The row of `stream`.
+    fn get(&self, stream: &str) -> Option<&StreamPosition> {
+        self.rows.get(stream).map(|r| &r.pos)
+    }
+
+    /// Moves the rows whose lease expired by `now` back to the claim orders.
+    fn expire(&mut self, now: DateTime<Utc>) {
+        let Self { rows, index, .. } = self;
+        while let Some((until, _)) = index.leased.first()
+            && *until <= now
+        {
+            let Some((_, name)) = index.leased.pop_first() else {
+                break;
+            };
+            if let Some(row) = rows.get_mut(&*name) {
+                let (priority, at) = (row.pos.priority, row.pos.at);
+                index.ready(&name, priority, at);
+                row.slot = Slot::Ready { priority, at };
+            }
+        }
+    }
+
+    /// Picks up to `lagging` rows on the lagging frontier and up to `leading` on the leading
+    /// one (no row twice) among the claimable ones, in claim order, walking the indexes.
+    fn pick(
+        &mut self,
+        lagging: usize,
+        leading: usize,
+        now: DateTime<Utc>,
+    ) -> Vec<(Arc<str>, bool)> {
+        // Lagging frontier: by priority, then lowest watermark, keeping the fairness reserve
+        // for the lowest watermarks whatever their priority. Ties break by name.
+        let fair = if lagging >= 2 {
+            (lagging / 4).max(1)
+        } else {
+            0
+        };
+        let rows = &self.rows;
+        let index = &self.index;
+        // A row in the claim orders whose lease has not run out: only when the clock went
+        // back after the lease was moved there. Skipped, and filed back by expiry below.
+        let live = |name: &str| {
+            rows.get(name)
+                .and_then(|r| r.pos.leased_until)
+                .is_some_and(|u| u > now)
+        };
+        let mut seen: HashSet<Arc<str>> = HashSet::new();
+        let mut stale: Vec<Arc<str>> = Vec::new();
+        let mut picks: Vec<(Arc<str>, bool)> = Vec::new();
+        let mut take = |names: &mut dyn Iterator<Item = &Arc<str>>, k: usize, lag: bool| {
+            let mut n = 0;
+            for name in names {
+                if n >= k {
+                    break;
+                }
+                if seen.contains(name) {
+                    continue;
+                }
+                seen.insert(name.clone());
+                if live(name) {
+                    stale.push(name.clone());
+                    continue;
+                }
+                picks.push((name.clone(), lag));
+                n += 1;
+            }
+        };
+        take(
+            &mut index.lagging.iter().map(|(_, _, n)| n),
+            lagging - fair,
+            true,
+        );
+        take(&mut index.lowest.iter().map(|(_, n)| n), fair, true);
+        // Leading frontier: highest watermark first, among the rows not picked yet.
+        take(&mut index.highest.iter().map(|(_, n)| n), leading, false);
+        for name in stale {
+            self.update(&name, |_| ());
+        }
+        picks
+    }
 }
 
 /// Whether a row has work (leases aside).
 fn has_work(row: &StreamPosition) -> bool {
     !row.blocked && row.correlated_at.is_some_and(|mark| row.at < mark)
-}
-
-/// Keeps `pending` in step with `row` after a change.
-fn refresh(pending: &mut HashSet<String>, row: &StreamPosition) {
-    if has_work(row) {
-        if !pending.contains(&row.stream) {
-            pending.insert(row.stream.clone());
-        }
-    } else {
-        pending.remove(&row.stream);
-    }
 }
 
 /// Clears a row's lease.
@@ -343,6 +546,65 @@ fn emit_at(
     }
 }
 
+/// Feeds the events at log positions `range` named one of `names` (whose stream matches
+/// `re`, if any) that `filter` keeps to `sink`, reading the names' indexes instead of the
+/// log; `None` (nothing fed) when those events are not much fewer than the range, where a
+/// scan is as cheap.
+#[allow(clippy::too_many_arguments)]
+fn scan_names<'e>(
+    log: &'e Log,
+    names: &[String],
+    re: Option<&Regex>,
+    range: Range<usize>,
+    backward: bool,
+    filter: &EventFilter<'_>,
+    limit: usize,
+    sink: &mut Sink<'_>,
+) -> Option<usize> {
+    let mut lists: Vec<&[usize]> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            continue;
+        }
+        if let Some(p) = log.by_name.get(name.as_str()) {
+            let p = p.as_slice();
+            let within =
+                &p[p.partition_point(|&x| x < range.start)..p.partition_point(|&x| x < range.end)];
+            if !within.is_empty() {
+                lists.push(within);
+            }
+        }
+    }
+    let total: usize = lists.iter().map(|l| l.len()).sum();
+    if total.saturating_mul(8) >= range.len() {
+        return None;
+    }
+    let merged;
+    let positions: &[usize] = match lists.as_slice() {
+        [] => &[],
+        [one] => one,
+        many => {
+            let mut all = Vec::with_capacity(total);
+            for l in many {
+                all.extend_from_slice(l);
+            }
+            all.sort_unstable();
+            merged = all;
+            &merged
+        }
+    };
+    let events = log.events.as_slice();
+    let mut memo = re.map(MemoMatcher::new);
+    let keep =
+        |e: &'e Committed| memo.as_mut().is_none_or(|m| m.is_match(&e.stream)) && filter.keeps(e);
+    let it = positions.iter().map(|&p| &events[p]);
+    Some(if backward {
+        emit(it.rev(), keep, limit, sink)
+    } else {
+        emit(it, keep, limit, sink)
+    })
+}
+
 /// Feeds the events at log positions `range` whose stream matches `re` and that `filter`
 /// keeps to `sink`, choosing the cheapest of: testing each event's stream name (short
 /// ranges), reading the one matching stream's index, merging the matching streams' indexes
@@ -398,33 +660,6 @@ fn scan_pattern(
             }
         }
     }
-}
-
-/// Marks up to `k` rows of `order` not picked yet as picked, on the given frontier.
-fn pick(
-    order: &[usize],
-    mut k: usize,
-    lagging: bool,
-    picked: &mut [bool],
-    picks: &mut Vec<(usize, bool)>,
-) {
-    for &i in order {
-        if k == 0 {
-            break;
-        }
-        if !picked[i] {
-            picked[i] = true;
-            picks.push((i, lagging));
-            k -= 1;
-        }
-    }
-}
-
-/// The ordering key of a claim candidate.
-struct Candidate<'a> {
-    stream: &'a str,
-    priority: i32,
-    at: EventId,
 }
 
 impl InMemoryStore {
@@ -505,6 +740,7 @@ impl InMemoryStore {
             owners,
             streams,
             index,
+            by_name,
             next_id,
         } = &mut *log;
         let slot = streams.get(stream).copied();
@@ -551,6 +787,7 @@ impl InMemoryStore {
             };
             *next_id += 1;
             ix.push(events.len(), &e);
+            Log::file_name(by_name, events.len(), &e.name);
             out.push(e.clone());
             events.push(e);
             owners.push(slot);
@@ -618,6 +855,15 @@ impl InMemoryStore {
         if lo >= hi {
             return Ok(0);
         }
+        let re = match &matcher {
+            Some(Matcher::Pattern(re)) => Some(re),
+            _ => None,
+        };
+        if let Some(names) = q.names.as_deref()
+            && let Some(n) = scan_names(&log, names, re, lo..hi, q.backward, &filter, limit, sink)
+        {
+            return Ok(n);
+        }
         Ok(match &matcher {
             Some(Matcher::Pattern(re)) => {
                 scan_pattern(&log, re, lo..hi, q.backward, &filter, limit, sink)
@@ -634,52 +880,49 @@ impl InMemoryStore {
         validate_subs(subs)?;
         let mut table = self.subs.lock();
         let subscribed = Self::upsert(&mut table, subs);
-        let Subs {
-            rows,
-            checkpoint: stored,
-            ..
-        } = &mut *table;
         if checkpoint.is_some() {
-            *stored = (*stored).max(checkpoint);
+            table.checkpoint = table.checkpoint.max(checkpoint);
         }
         Ok(Subscribed {
             subscribed,
-            watermark: rows.values().map(|r| r.at).max().unwrap_or(-1),
-            checkpoint: *stored,
+            watermark: table.index.watermark(),
+            checkpoint: table.checkpoint,
         })
     }
 
     /// Inserts or merges subscription rows; returns how many were new.
     fn upsert(table: &mut Subs, subs: &[Subscription]) -> usize {
-        let Subs { rows, pending, .. } = table;
         let mut subscribed = 0;
         for s in subs {
-            let row = match rows.get_mut(&s.stream) {
-                Some(row) => {
-                    row.priority = row.priority.max(s.priority);
-                    row.correlated_at = row.correlated_at.max(s.correlated_at);
-                    row.source.clone_from(&s.source);
-                    row.source_is_pattern = s.source_is_pattern;
-                    row
-                }
-                None => {
-                    subscribed += 1;
-                    rows.entry(s.stream.clone()).or_insert(StreamPosition {
-                        stream: s.stream.clone(),
-                        source: s.source.clone(),
-                        source_is_pattern: s.source_is_pattern,
-                        at: -1,
-                        retry: -1,
-                        blocked: false,
-                        error: None,
-                        priority: s.priority,
-                        leased_by: None,
-                        leased_until: None,
-                        correlated_at: s.correlated_at,
-                    })
-                }
+            let merged = table.update(&s.stream, |row| {
+                row.priority = row.priority.max(s.priority);
+                row.correlated_at = row.correlated_at.max(s.correlated_at);
+                row.source.clone_from(&s.source);
+                row.source_is_pattern = s.source_is_pattern;
+            });
+            if merged.is_some() {
+                continue;
+            }
+            subscribed += 1;
+            let mut row = Row {
+                name: Arc::from(s.stream.as_str()),
+                pos: StreamPosition {
+                    stream: s.stream.clone(),
+                    source: s.source.clone(),
+                    source_is_pattern: s.source_is_pattern,
+                    at: -1,
+                    retry: -1,
+                    blocked: false,
+                    error: None,
+                    priority: s.priority,
+                    leased_by: None,
+                    leased_until: None,
+                    correlated_at: s.correlated_at,
+                },
+                slot: Slot::Idle,
             };
-            refresh(pending, row);
+            table.index.insert(&mut row);
+            table.rows.insert(s.stream.clone(), row);
         }
         subscribed
     }
@@ -695,65 +938,26 @@ impl InMemoryStore {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
 
         let mut table = self.subs.lock();
-        let Subs { rows, pending, .. } = &mut *table;
-
-        // The claimable rows: with work, and not leased or with an expired lease.
-        let cands: Vec<Candidate<'_>> = pending
-            .iter()
-            .filter_map(|s| rows.get(s))
-            .filter(|r| r.leased_until.is_none_or(|u| u <= now))
-            .map(|r| Candidate {
-                stream: &r.stream,
-                priority: r.priority,
-                at: r.at,
-            })
-            .collect();
-        if cands.is_empty() {
-            return Vec::new();
-        }
-        let n = cands.len();
-        let mut picked = vec![false; n];
-        let mut picks: Vec<(usize, bool)> =
-            Vec::with_capacity(n.min(lagging.saturating_add(leading)));
-
-        // Lagging frontier: by priority, then lowest watermark, keeping the fairness reserve
-        // for the lowest watermarks whatever their priority. Ties break by name.
-        let fair = if lagging >= 2 {
-            (lagging / 4).max(1)
-        } else {
-            0
-        };
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_unstable_by_key(|&i| (Reverse(cands[i].priority), cands[i].at, cands[i].stream));
-        pick(&order, lagging - fair, true, &mut picked, &mut picks);
-        order.sort_unstable_by_key(|&i| (cands[i].at, cands[i].stream));
-        pick(&order, fair, true, &mut picked, &mut picks);
-        // Leading frontier: highest watermark first, among the rows not picked yet.
-        order.sort_unstable_by_key(|&i| (Reverse(cands[i].at), cands[i].stream));
-        pick(&order, leading, false, &mut picked, &mut picks);
-
-        let picks: Vec<(String, bool)> = picks
-            .into_iter()
-            .map(|(i, lag)| (cands[i].stream.to_owned(), lag))
-            .collect();
-        drop(cands);
-
+        // Expired leases are claimable again.
+        table.expire(now);
+        let picks = table.pick(lagging, leading, now);
         picks
             .into_iter()
             .filter_map(|(stream, lagging)| {
-                let row = rows.get_mut(&stream)?;
-                row.leased_by = Some(by.to_owned());
-                row.leased_until = Some(until);
-                row.retry += 1;
-                Some(Lease {
-                    stream,
-                    source: row.source.clone(),
-                    source_is_pattern: row.source_is_pattern,
-                    at: row.at,
-                    by: by.to_owned(),
-                    retry: row.retry,
-                    lagging,
-                    due: None,
+                table.update(&stream, |row| {
+                    row.leased_by = Some(by.to_owned());
+                    row.leased_until = Some(until);
+                    row.retry += 1;
+                    Lease {
+                        stream: row.stream.clone(),
+                        source: row.source.clone(),
+                        source_is_pattern: row.source_is_pattern,
+                        at: row.at,
+                        by: by.to_owned(),
+                        retry: row.retry,
+                        lagging,
+                        due: None,
+                    }
                 })
             })
             .collect()
@@ -761,21 +965,25 @@ impl InMemoryStore {
 
     fn ack_sync(&self, leases: &[Lease]) -> Vec<Lease> {
         let mut table = self.subs.lock();
-        let Subs { rows, pending, .. } = &mut *table;
         let mut acked = Vec::with_capacity(leases.len());
         for lease in leases {
-            match rows.get_mut(&lease.stream) {
+            match table.get(&lease.stream) {
                 Some(row) if row.leased_by.as_deref() == Some(lease.by.as_str()) => {
-                    row.at = lease.at;
-                    match lease.due {
-                        // Deferred: the holder keeps the row (and its retry count) until due.
-                        Some(due) => row.leased_until = Some(due),
-                        None => {
-                            row.retry = -1;
-                            release(row);
+                    table.update(&lease.stream, |row| {
+                        row.at = lease.at;
+                        match lease.due {
+                            // Deferred: the holder keeps the row until due; the retry count
+                            // is the lease's (the failures of the event it stopped at).
+                            Some(due) => {
+                                row.leased_until = Some(due);
+                                row.retry = lease.retry;
+                            }
+                            None => {
+                                row.retry = -1;
+                                release(row);
+                            }
                         }
-                    }
-                    refresh(pending, row);
+                    });
                     acked.push(lease.clone());
                 }
                 row => tracing::warn!(
@@ -791,18 +999,21 @@ impl InMemoryStore {
 
     fn block_sync(&self, leases: &[(Lease, String)]) -> Vec<StreamPosition> {
         let mut table = self.subs.lock();
-        let Subs { rows, pending, .. } = &mut *table;
         let mut blocked = Vec::with_capacity(leases.len());
         for (lease, error) in leases {
-            match rows.get_mut(&lease.stream) {
+            match table.get(&lease.stream) {
                 Some(row)
                     if !row.blocked && row.leased_by.as_deref() == Some(lease.by.as_str()) =>
                 {
-                    row.blocked = true;
-                    row.error = Some(error.clone());
-                    release(row);
-                    refresh(pending, row);
-                    blocked.push(row.clone());
+                    let row = table.update(&lease.stream, |row| {
+                        // The progress made before the failure is kept.
+                        row.at = lease.at;
+                        row.blocked = true;
+                        row.error = Some(error.clone());
+                        release(row);
+                        row.clone()
+                    });
+                    blocked.extend(row);
                 }
                 _ => tracing::debug!(
                     stream = %lease.stream,
@@ -822,17 +1033,13 @@ impl InMemoryStore {
         mut change: impl FnMut(&mut StreamPosition) -> bool,
     ) -> usize {
         let mut table = self.subs.lock();
-        let Subs { rows, pending, .. } = &mut *table;
         let mut seen = HashSet::with_capacity(streams.len());
         let mut n = 0;
         for stream in streams {
             if !seen.insert(stream.as_str()) {
                 continue;
             }
-            if let Some(row) = rows.get_mut(stream)
-                && change(row)
-            {
-                refresh(pending, row);
+            if table.update(stream, &mut change) == Some(true) {
                 n += 1;
             }
         }
@@ -854,7 +1061,7 @@ impl InMemoryStore {
         Ok(table
             .rows
             .range::<str, _>((lower, Bound::Unbounded))
-            .map(|(_, row)| row)
+            .map(|(_, row)| &row.pos)
             .filter(|row| {
                 matcher.as_ref().is_none_or(|m| m.is_match(&row.stream))
                     && filter.blocked.is_none_or(|b| row.blocked == b)
@@ -880,6 +1087,7 @@ impl InMemoryStore {
             owners,
             streams,
             index,
+            by_name,
             next_id,
         } = &mut *log;
         let created = self.now();
@@ -952,6 +1160,19 @@ impl InMemoryStore {
                 *p = moved[*p - first];
             }
         }
+        by_name.retain(|_, positions| {
+            let from = positions.partition_point(|&p| p < first);
+            let mut kept = from;
+            for i in from..positions.len() {
+                let to = moved[positions[i] - first];
+                if to != usize::MAX {
+                    positions[kept] = to;
+                    kept += 1;
+                }
+            }
+            positions.truncate(kept);
+            !positions.is_empty()
+        });
 
         // Append the seeds in id order.
         let mut seeds: Vec<&Committed> = result.values().map(|t| &t.committed).collect();
@@ -959,6 +1180,7 @@ impl InMemoryStore {
         for seed in seeds {
             let slot = streams[&seed.stream];
             index[slot as usize].push(events.len(), seed);
+            Log::file_name(by_name, events.len(), &seed.name);
             events.push(seed.clone());
             owners.push(slot);
         }
@@ -1148,7 +1370,7 @@ mod tests {
     }
 
     fn row(store: &InMemoryStore, stream: &str) -> StreamPosition {
-        store.subs.lock().rows[stream].clone()
+        store.subs.lock().rows[stream].pos.clone()
     }
 
     const LEASE: Duration = Duration::from_secs(10);
@@ -1439,6 +1661,89 @@ mod tests {
             .query_sync(&Query::pattern("cart("), &mut |_| {})
             .unwrap_err();
         assert!(matches!(err, StoreError::Invalid(ref v) if v.target == "query"));
+    }
+
+    #[test]
+    fn name_index_agrees_with_a_naive_scan_and_survives_truncate() {
+        let s = InMemoryStore::new();
+        let streams = ["a-1", "a-2", "b-1", "b-2"];
+        for i in 0..800usize {
+            let name = match i {
+                _ if i % 101 == 0 => "Rare",
+                _ if i % 53 == 0 => "Odd",
+                _ if i % 13 == 0 => SNAPSHOT_EVENT,
+                _ => "Common",
+            };
+            commit(&s, streams[i % 4], &[name]);
+        }
+        let check = |s: &InMemoryStore| {
+            let all: Vec<Committed> = {
+                let mut v = Vec::new();
+                s.query_sync(&Query::all().with_snaps(), &mut |e| v.push(e.clone()))
+                    .unwrap();
+                v
+            };
+            {
+                let log = s.log.read();
+                let filed: usize = log.by_name.values().map(Vec::len).sum();
+                assert_eq!(filed, log.events.len());
+                for (name, positions) in &log.by_name {
+                    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+                    assert!(positions.iter().all(|&p| log.events[p].name == *name));
+                }
+            }
+            let name_sets: [&[&str]; 6] = [
+                &["Rare"],
+                &["Rare", "Odd"],
+                &["Odd", "Rare", "Odd"],
+                &["Nope"],
+                &["Common", "Rare"],
+                &[SNAPSHOT_EVENT, "Rare"],
+            ];
+            for names in name_sets {
+                for stream in [None, Some("^a-"), Some("-1$")] {
+                    for (after, before) in [(None, None), (Some(150), None), (Some(100), Some(700))]
+                    {
+                        for (backward, limit, snaps) in [
+                            (false, None, false),
+                            (true, Some(2), false),
+                            (false, Some(3), true),
+                        ] {
+                            let mut q = Query::all().names(names.iter().copied());
+                            q.stream = stream.map(|p| StreamMatch::Pattern(p.into()));
+                            q.after = after;
+                            q.before = before;
+                            q.backward = backward;
+                            q.limit = limit;
+                            q.with_snaps = snaps;
+                            let re = stream.map(|p| Regex::new(p).unwrap());
+                            let mut want: Vec<EventId> = all
+                                .iter()
+                                .filter(|e| names.contains(&e.name.as_str()))
+                                .filter(|e| snaps || e.name != SNAPSHOT_EVENT)
+                                .filter(|e| re.as_ref().is_none_or(|re| re.is_match(&e.stream)))
+                                .filter(|e| {
+                                    after.is_none_or(|a| e.id > a)
+                                        && before.is_none_or(|b| e.id < b)
+                                })
+                                .map(|e| e.id)
+                                .collect();
+                            if backward {
+                                want.reverse();
+                            }
+                            want.truncate(limit.unwrap_or(usize::MAX));
+                            assert_eq!(ids(s, &q), want, "{q:?}");
+                        }
+                    }
+                }
+            }
+        };
+        check(&s);
+        s.truncate_sync(&[target("a-2", Some("{}")), target("b-1", None)])
+            .unwrap();
+        check(&s);
+        commit(&s, "a-2", &["Rare"]);
+        check(&s);
     }
 
     #[test]
@@ -2348,13 +2653,209 @@ mod tests {
         /// Sets watermarks directly and clears leases (test setup).
         fn reset_sync_for_test(&self, streams: &[&str], ats: impl IntoIterator<Item = EventId>) {
             let mut table = self.subs.lock();
-            let Subs { rows, pending, .. } = &mut *table;
             for (stream, at) in streams.iter().zip(ats) {
-                let row = rows.get_mut(*stream).unwrap();
-                row.at = at;
-                row.retry = -1;
-                release(row);
-                refresh(pending, row);
+                table
+                    .update(stream, |row| {
+                        row.at = at;
+                        row.retry = -1;
+                        release(row);
+                    })
+                    .unwrap();
+            }
+        }
+    }
+
+    impl Subs {
+        /// Checks the claim indexes against the rows (tests).
+        fn check_indexes(&self) {
+            let (mut ready, mut held) = (0, 0);
+            let mut ats: BTreeMap<EventId, usize> = BTreeMap::new();
+            for (name, row) in &self.rows {
+                assert_eq!(&*row.name, name.as_str());
+                *ats.entry(row.pos.at).or_default() += 1;
+                match row.slot {
+                    Slot::Idle => assert!(!has_work(&row.pos), "{name}: idle with work"),
+                    Slot::Ready { priority, at } => {
+                        assert!(has_work(&row.pos), "{name}: ready without work");
+                        assert_eq!((priority, at), (row.pos.priority, row.pos.at), "{name}");
+                        assert!(self.index.lagging.contains(&(
+                            Reverse(priority),
+                            at,
+                            row.name.clone()
+                        )));
+                        assert!(self.index.lowest.contains(&(at, row.name.clone())));
+                        assert!(
+                            self.index
+                                .highest
+                                .contains(&(Reverse(at), row.name.clone()))
+                        );
+                        ready += 1;
+                    }
+                    Slot::Held { until } => {
+                        assert!(has_work(&row.pos), "{name}: held without work");
+                        assert_eq!(Some(until), row.pos.leased_until, "{name}");
+                        assert!(self.index.leased.contains(&(until, row.name.clone())));
+                        held += 1;
+                    }
+                }
+            }
+            assert_eq!(self.index.lagging.len(), ready);
+            assert_eq!(self.index.lowest.len(), ready);
+            assert_eq!(self.index.highest.len(), ready);
+            assert_eq!(self.index.leased.len(), held);
+            assert_eq!(self.index.ats, ats);
+        }
+    }
+
+    /// The claim by a full scan and sort, as the store did before it kept indexes: the
+    /// picks `(stream, lagging)` for `rows` at `now`.
+    fn naive_claim(
+        rows: &[StreamPosition],
+        lagging: usize,
+        leading: usize,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, bool)> {
+        let cands: Vec<&StreamPosition> = rows
+            .iter()
+            .filter(|r| has_work(r) && r.leased_until.is_none_or(|u| u <= now))
+            .collect();
+        let fair = if lagging >= 2 {
+            (lagging / 4).max(1)
+        } else {
+            0
+        };
+        let mut picks: Vec<(String, bool)> = Vec::new();
+        let mut pick = |order: &[&StreamPosition], k: usize, lag: bool| {
+            let mut n = 0;
+            for r in order {
+                if n == k {
+                    break;
+                }
+                if !picks.iter().any(|(s, _)| *s == r.stream) {
+                    picks.push((r.stream.clone(), lag));
+                    n += 1;
+                }
+            }
+        };
+        let mut order = cands.clone();
+        order.sort_by_key(|r| (Reverse(r.priority), r.at, r.stream.clone()));
+        pick(&order, lagging - fair, true);
+        order.sort_by_key(|r| (r.at, r.stream.clone()));
+        pick(&order, fair, true);
+        order.sort_by_key(|r| (Reverse(r.at), r.stream.clone()));
+        pick(&order, leading, false);
+        picks
+    }
+
+    #[derive(Debug, Clone)]
+    enum TableOp {
+        Subscribe(usize, i32, Option<EventId>),
+        Claim(usize, usize, bool),
+        Ack(usize, EventId, Option<bool>),
+        Block(usize, EventId),
+        Reset(usize),
+        Unblock(usize),
+        Advance,
+    }
+
+    fn table_op() -> impl proptest::strategy::Strategy<Value = TableOp> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (0usize..8, -2i32..3, proptest::option::of(0i64..12))
+                .prop_map(|(t, p, m)| TableOp::Subscribe(t, p, m)),
+            4 => (0usize..5, 0usize..5, any::<bool>()).prop_map(|(a, b, z)| TableOp::Claim(a, b, z)),
+            3 => (0usize..4, -1i64..4, proptest::option::of(any::<bool>()))
+                .prop_map(|(i, d, due)| TableOp::Ack(i, d, due)),
+            1 => (0usize..4, -1i64..4).prop_map(|(i, d)| TableOp::Block(i, d)),
+            1 => (0usize..8).prop_map(TableOp::Reset),
+            1 => (0usize..8).prop_map(TableOp::Unblock),
+            1 => Just(TableOp::Advance),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The indexed claim picks what a full scan would, and every write keeps the
+        /// indexes in step with the rows.
+        #[test]
+        fn indexed_claims_match_a_full_scan(ops in proptest::collection::vec(table_op(), 1..80)) {
+            let s = InMemoryStore::new();
+            let mut leases: Vec<Lease> = Vec::new();
+            let recent = |leases: &[Lease], i: usize| leases.iter().rev().nth(i).cloned();
+            for op in ops {
+                match op {
+                    TableOp::Subscribe(t, priority, mark) => {
+                        let sub = Subscription {
+                            priority,
+                            correlated_at: mark,
+                            ..Subscription::new(format!("t{t}"))
+                        };
+                        s.subscribe_sync(&[sub], None).unwrap();
+                    }
+                    TableOp::Claim(lagging, leading, zero) => {
+                        let rows: Vec<StreamPosition> =
+                            s.subs.lock().rows.values().map(|r| r.pos.clone()).collect();
+                        let lease = if zero { Duration::ZERO } else { Duration::from_secs(3600) };
+                        let got = s.claim_sync(lagging, leading, "w", lease);
+                        let expected = naive_claim(&rows, lagging, leading, s.now());
+                        let got_picks: Vec<(String, bool)> =
+                            got.iter().map(|l| (l.stream.clone(), l.lagging)).collect();
+                        proptest::prop_assert_eq!(got_picks, expected);
+                        for l in &got {
+                            let before = rows.iter().find(|r| r.stream == l.stream).unwrap();
+                            proptest::prop_assert_eq!((l.at, l.retry), (before.at, before.retry + 1));
+                        }
+                        leases.extend(got);
+                    }
+                    TableOp::Ack(i, d, due) => {
+                        if let Some(mut l) = recent(&leases, i) {
+                            l.at += d;
+                            l.due = due.map(|future| {
+                                s.now() + TimeDelta::hours(if future { 1 } else { -1 })
+                            });
+                            s.ack_sync(&[l]);
+                        }
+                    }
+                    TableOp::Block(i, d) => {
+                        if let Some(mut l) = recent(&leases, i) {
+                            l.at += d;
+                            let held = s.subs.lock().get(&l.stream).cloned().unwrap();
+                            let rows = s.block_sync(&[(l.clone(), "boom".into())]);
+                            if !held.blocked && held.leased_by.as_deref() == Some("w") {
+                                proptest::prop_assert_eq!(rows.len(), 1);
+                                proptest::prop_assert_eq!(rows[0].at, l.at);
+                            } else {
+                                proptest::prop_assert!(rows.is_empty());
+                            }
+                        }
+                    }
+                    TableOp::Reset(t) => {
+                        s.update_rows(&[format!("t{t}")], |row| {
+                            row.at = -1;
+                            row.retry = -1;
+                            row.blocked = false;
+                            row.error = None;
+                            release(row);
+                            true
+                        });
+                    }
+                    TableOp::Unblock(t) => {
+                        s.update_rows(&[format!("t{t}")], |row| {
+                            let was = row.blocked;
+                            row.blocked = false;
+                            row.error = None;
+                            if was {
+                                row.retry = -1;
+                                release(row);
+                            }
+                            was
+                        });
+                    }
+                    TableOp::Advance => s.advance_clock(Duration::from_secs(7200)),
+                }
+                let table = s.subs.lock();
+                table.check_indexes();
+                let max = table.rows.values().map(|r| r.pos.at).max().unwrap_or(-1);
+                proptest::prop_assert_eq!(table.index.watermark(), max);
             }
         }
     }

@@ -3,7 +3,11 @@
 //!
 //! * `events`: the log. `id` is `AUTOINCREMENT`, so ids are never reused, even after a
 //!   truncate. `data` and `meta` are JSON text, `created` is microseconds since the epoch.
-//! * `streams`: the subscription table the reaction pipeline claims from.
+//! * `streams`: the subscription table the reaction pipeline claims from. Its partial
+//!   indexes hold only the rows with work (`blocked = 0 AND at < correlated_at`), one per
+//!   claim order (lagging: `priority DESC, at, stream`; the fairness reserve: `at, stream`;
+//!   leading: `at DESC, stream`), so a claim walks the rows it takes in order and stops at
+//!   its limit instead of sorting every pending row; `streams_at` answers `MAX(at)`.
 //! * `correlated`: the durable correlation checkpoint (the `''` row).
 
 use std::collections::HashSet;
@@ -14,12 +18,14 @@ use super::codec::backend;
 use crate::error::StoreError;
 
 /// A table: its name, the columns an upgrade can add (with the declaration `ALTER TABLE ADD
-/// COLUMN` accepts), and the statements that create it and its indexes.
+/// COLUMN` accepts), the statements that create it and its indexes, and the indexes of
+/// earlier versions it no longer uses (dropped on seed; only ever indexes, never data).
 struct Table {
     name: &'static str,
     columns: &'static [(&'static str, &'static str)],
     create: &'static str,
     indexes: &'static [&'static str],
+    obsolete: &'static [&'static str],
 }
 
 const TABLES: &[Table] = &[
@@ -54,6 +60,7 @@ const TABLES: &[Table] = &[
             "CREATE INDEX IF NOT EXISTS events_snapshots ON events (stream, id) \
              WHERE name = '__snapshot__'",
         ],
+        obsolete: &[],
     },
     Table {
         name: "streams",
@@ -82,11 +89,20 @@ const TABLES: &[Table] = &[
             priority INTEGER NOT NULL DEFAULT 0,
             correlated_at INTEGER
         )",
+        // The claim's `WHERE` repeats `blocked = 0 AND at < correlated_at` word for word:
+        // SQLite uses a partial index only when the query implies its condition.
         indexes: &[
-            "CREATE INDEX IF NOT EXISTS streams_claim ON streams (blocked, priority DESC, at)",
-            "CREATE INDEX IF NOT EXISTS streams_work ON streams (at) \
+            "CREATE INDEX IF NOT EXISTS streams_lagging ON streams (priority DESC, at, stream) \
              WHERE blocked = 0 AND at < correlated_at",
+            "CREATE INDEX IF NOT EXISTS streams_lowest ON streams (at, stream) \
+             WHERE blocked = 0 AND at < correlated_at",
+            "CREATE INDEX IF NOT EXISTS streams_leading ON streams (at DESC, stream) \
+             WHERE blocked = 0 AND at < correlated_at",
+            "CREATE INDEX IF NOT EXISTS streams_at ON streams (at)",
         ],
+        // `streams_claim` made claims walk every unblocked row, `streams_work` could not
+        // give the claim orders: both only cost writes now.
+        obsolete: &["streams_claim", "streams_work"],
     },
     Table {
         name: "correlated",
@@ -96,6 +112,7 @@ const TABLES: &[Table] = &[
             at INTEGER NOT NULL DEFAULT -1
         )",
         indexes: &[],
+        obsolete: &[],
     },
 ];
 
@@ -133,6 +150,13 @@ pub(crate) async fn seed(conn: &mut SqliteConnection) -> Result<(), StoreError> 
                     .await
                     .map_err(&err)?;
             }
+        }
+        for index in table.obsolete {
+            let sql = format!("DROP INDEX IF EXISTS {index}");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?;
         }
         for index in table.indexes {
             sqlx::query(*index).execute(&mut *tx).await.map_err(&err)?;

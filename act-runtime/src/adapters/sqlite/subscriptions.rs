@@ -44,7 +44,7 @@ pub(crate) fn subscribe(
     raw::immediate(cache, db, "subscribe", |cache| {
         let subscribed = subscribe_in(cache, db, subs, checkpoint)?;
         let watermark = cache
-            .get(db, "SELECT COALESCE(MAX(at), -1) FROM streams")
+            .get(db, WATERMARK_SQL)
             .and_then(|s| s.run(db, &[])?.scalar())
             .map_err(&err)?
             .unwrap_or(-1);
@@ -123,7 +123,8 @@ pub(crate) fn subscribe_in(
 
 /// The claimable rows (not blocked, with work: `at < correlated_at`, and not leased or with
 /// an expired lease at `?1`, now in microseconds), minus the streams in the JSON array `?2`,
-/// in one of three orders, up to `?3` rows.
+/// in one of three orders, up to `?3` rows. Each order is the key of a partial index on the
+/// rows with work (see `schema.rs`): the query walks it and stops at the limit.
 macro_rules! candidates_sql {
     ($order:literal) => {
         concat!(
@@ -135,6 +136,15 @@ macro_rules! candidates_sql {
         )
     };
 }
+
+/// The lagging frontier's candidates (index `streams_lagging`).
+pub(super) const LAGGING_SQL: &str = candidates_sql!("priority DESC, at ASC, stream ASC");
+/// The fairness reserve's candidates (index `streams_lowest`).
+pub(super) const LOWEST_SQL: &str = candidates_sql!("at ASC, stream ASC");
+/// The leading frontier's candidates (index `streams_leading`).
+pub(super) const LEADING_SQL: &str = candidates_sql!("at DESC, stream ASC");
+/// `max(at)` over every row (index `streams_at`).
+pub(super) const WATERMARK_SQL: &str = "SELECT COALESCE(MAX(at), -1) FROM streams";
 
 /// Selects up to `limit` eligible streams with `sql`, excluding `taken`.
 fn candidates(
@@ -186,34 +196,10 @@ pub(crate) fn claim(
         0
     };
     raw::immediate(cache, db, "claim", |cache| {
-        let mut lag = candidates(
-            cache,
-            db,
-            candidates_sql!("priority DESC, at ASC, stream ASC"),
-            now,
-            lagging - fair,
-            &[],
-        )
-        .map_err(&err)?;
-        let reserve = candidates(
-            cache,
-            db,
-            candidates_sql!("at ASC, stream ASC"),
-            now,
-            fair,
-            &lag,
-        )
-        .map_err(&err)?;
+        let mut lag = candidates(cache, db, LAGGING_SQL, now, lagging - fair, &[]).map_err(&err)?;
+        let reserve = candidates(cache, db, LOWEST_SQL, now, fair, &lag).map_err(&err)?;
         lag.extend(reserve);
-        let lead = candidates(
-            cache,
-            db,
-            candidates_sql!("at DESC, stream ASC"),
-            now,
-            leading,
-            &lag,
-        )
-        .map_err(&err)?;
+        let lead = candidates(cache, db, LEADING_SQL, now, leading, &lag).map_err(&err)?;
         let mut leases = Vec::with_capacity(lag.len() + lead.len());
         let update = cache
             .get(
@@ -258,13 +244,15 @@ pub(crate) fn ack(
         let mut acked = Vec::new();
         for l in leases {
             let n = match l.due {
-                // Deferred: the holder keeps the row (and its retry count) until due.
+                // Deferred: the holder keeps the row until due; the retry count is the
+                // lease's (the failures of the event it stopped at).
                 Some(due) => cache.execute(
                     db,
-                    "UPDATE streams SET at = ?, leased_until = ? \
+                    "UPDATE streams SET at = ?, retry = ?, leased_until = ? \
                      WHERE stream = ? AND leased_by = ?",
                     &[
                         Arg::Int(l.at),
+                        Arg::Int(i64::from(l.retry)),
                         Arg::Int(codec::micros(due)),
                         Arg::Text(&l.stream),
                         Arg::Text(&l.by),
@@ -292,7 +280,8 @@ pub(crate) fn ack(
     })
 }
 
-/// Blocks the leased rows still held by their holders and not yet blocked.
+/// Blocks the leased rows still held by their holders and not yet blocked, moving each
+/// row's watermark to its lease's `at` (the progress made before the failure).
 pub(crate) async fn block(
     conn: &mut SqliteConnection,
     leases: &[(Lease, String)],
@@ -305,13 +294,15 @@ pub(crate) async fn block(
         .await
         .map_err(&err)?;
     let sql = format!(
-        "UPDATE streams SET blocked = 1, error = ?, leased_by = NULL, leased_until = NULL \
-         WHERE stream = ? AND leased_by = ? AND blocked = 0 RETURNING {STREAM_COLUMNS}"
+        "UPDATE streams SET blocked = 1, error = ?, at = ?, leased_by = NULL, \
+         leased_until = NULL WHERE stream = ? AND leased_by = ? AND blocked = 0 \
+         RETURNING {STREAM_COLUMNS}"
     );
     let mut blocked = Vec::new();
     for (l, error) in leases {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(error)
+            .bind(l.at)
             .bind(&l.stream)
             .bind(&l.by)
             .fetch_optional(&mut *tx)

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use chrono::{DateTime, TimeZone, Utc};
 use regex::RegexBuilder;
 use serde_json::value::to_raw_value;
+use sqlx::Row;
 
 use super::*;
 use crate::model::Actor;
@@ -344,6 +345,103 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
         1
     );
     store.dispose().await.unwrap();
+}
+
+/// The query plan of `sql` (`EXPLAIN QUERY PLAN`), one detail per line.
+async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
+    if sql.contains("?1") {
+        q = q.bind(0_i64).bind("[\"x\"]").bind(10_i64);
+    }
+    q.fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>("detail"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn claims_walk_their_partial_indexes_in_order() {
+    let db = TempDb::new("plan");
+    {
+        // An older schema's claim index, which made claims walk every unblocked row.
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&db.0)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        for sql in [
+            "CREATE TABLE streams (stream TEXT PRIMARY KEY NOT NULL, source TEXT, \
+             source_is_pattern INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL DEFAULT -1, \
+             retry INTEGER NOT NULL DEFAULT -1, blocked INTEGER NOT NULL DEFAULT 0, error TEXT, \
+             leased_by TEXT, leased_until INTEGER, priority INTEGER NOT NULL DEFAULT 0, \
+             correlated_at INTEGER)",
+            "CREATE INDEX streams_claim ON streams (blocked, priority DESC, at)",
+            "CREATE INDEX streams_work ON streams (at) WHERE blocked = 0 AND at < correlated_at",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    store.seed().await.unwrap();
+    let subs: Vec<Subscription> = (0..50)
+        .map(|i| Subscription {
+            correlated_at: Some(10),
+            priority: i % 3,
+            ..Subscription::new(format!("t{i:02}"))
+        })
+        .collect();
+    store.subscribe(&subs, None).await.unwrap();
+    store.dispose().await.unwrap();
+
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&db.0)
+        .connect()
+        .await
+        .unwrap();
+    let indexes: Vec<String> = sqlx::query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'streams' \
+         AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<String, _>(0))
+    .collect();
+    assert_eq!(
+        indexes,
+        [
+            "streams_at",
+            "streams_lagging",
+            "streams_leading",
+            "streams_lowest"
+        ],
+        "the old indexes are dropped"
+    );
+    for (sql, index) in [
+        (subscriptions::LAGGING_SQL, "streams_lagging"),
+        (subscriptions::LOWEST_SQL, "streams_lowest"),
+        (subscriptions::LEADING_SQL, "streams_leading"),
+    ] {
+        let plan = plan(&mut conn, sql).await;
+        assert!(
+            plan.contains(&format!("USING INDEX {index}")),
+            "{index} unused:\n{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "the claim sorts:\n{plan}");
+    }
+    let plan = plan(&mut conn, subscriptions::WATERMARK_SQL).await;
+    assert!(
+        plan.contains("SEARCH streams USING COVERING INDEX streams_at"),
+        "{plan}"
+    );
+    conn.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -81,8 +81,9 @@ enum Decision {
     Ack(EventId),
     /// Block at `at` (the last event handled) with the error.
     Block(EventId, String),
-    /// Retry after `delay`, keeping progress up to `at`.
-    Retry(EventId, String, Duration),
+    /// Retry after `delay`, keeping progress up to `at`; the row's retry count becomes
+    /// the last field (the failed attempts of the event it stopped at, less one).
+    Retry(EventId, String, Duration, i32),
     /// Record nothing.
     Release,
 }
@@ -278,7 +279,13 @@ impl Run<'_> {
             return Decision::Ack(at);
         }
         let opts = r.options();
-        let retry = self.lease().retry;
+        // The failed attempts of this event before this one: the row's count when the
+        // lease stopped at its first event, none when it made progress first.
+        let retry = if at > self.lease().at {
+            0
+        } else {
+            self.lease().retry
+        };
         let block =
             opts.block_on_error && (!failure.is_retryable() || retry >= opts.max_retries as i32);
         let stream = &self.lease().stream;
@@ -295,7 +302,7 @@ impl Run<'_> {
             let delay = opts
                 .backoff
                 .map_or(Duration::ZERO, |b| Duration::from_millis(b.delay_ms(retry)));
-            Decision::Retry(at, error, delay)
+            Decision::Retry(at, error, delay, retry)
         }
     }
 
@@ -310,10 +317,12 @@ impl Run<'_> {
             );
         }
         tracing::warn!(stream = %self.lease().stream, error = %e, "drain {op} failed; the stream is retried");
+        // not the handler's failure: the next claim must not count against its budget
         Decision::Retry(
             self.lease().at,
             format!("{op} failed: {e}"),
             Duration::from_secs(1),
+            (self.lease().retry - 1).max(-1),
         )
     }
 
@@ -341,10 +350,11 @@ impl Run<'_> {
                     }
                 }
             }
-            Decision::Retry(at, error, delay) => {
+            Decision::Retry(at, error, delay, retry) => {
                 let due = Utc::now() + chrono_ms(delay);
                 let handed = Lease {
                     at,
+                    retry,
                     due: Some(due),
                     ..lease
                 };

@@ -23,13 +23,15 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "ack: empty input returns nothing" => ack_empty,
         "ack: an expired but untaken lease can still be acked by its holder" => ack_expired_untaken,
         "ack: with due, keeps the retry count and the holder" => due_keeps_retry,
+        "ack: with due, the retry count becomes the lease's" => due_sets_retry,
         "ack: with due, hides the row until due, then it is claimable" => due_hides,
         "ack: with due, moves the watermark (partial progress)" => due_partial,
         "ack: with due, the next claim after due counts a retry" => due_retry_next,
         "ack: with due from another holder is dropped" => due_other_holder,
         "block: hides the row from claim" => block_hides,
         "block: returns the row after the update" => block_returns,
-        "block: keeps the watermark and the mark" => block_keeps_at,
+        "block: the watermark moves to the lease's at" => block_moves_at,
+        "block: keeps the mark and the retry count" => block_keeps_mark,
         "block: another holder is rejected and the row is unchanged" => block_other_holder,
         "block: re-blocking is a no-op" => block_twice,
         "block: empty input returns nothing" => block_empty,
@@ -43,6 +45,8 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "unblock: counts only rows that were blocked" => unblock_counts,
         "unblock: unknown streams and empty input count 0" => unblock_unknown,
         "unblock: the row is claimable again" => unblock_claimable,
+        "unblock: keeps the watermark the block moved" => unblock_keeps_moved_at,
+        "unblock: a row the block moved to its mark has no work" => unblock_at_mark,
         "query_streams: orders rows by stream name" => qs_order,
         "query_streams: an empty table returns nothing" => qs_empty,
         "query_streams: filters by exact stream" => qs_exact,
@@ -219,6 +223,32 @@ async fn due_keeps_retry(s: Arc<dyn Store>) -> Outcome {
     Ok(())
 }
 
+async fn due_sets_retry(s: Arc<dyn Store>) -> Outcome {
+    subscribe(&*s, &[marked("t", 9)]).await?;
+    claim_one(&*s, "w", SHORT).await?;
+    tokio::time::sleep(EXPIRE).await;
+    let mut l = claim_one(&*s, "w", SHORT).await?;
+    ensure_eq!(l.retry, 1, "claimed retry");
+    // the lease made progress before failing: the next event starts its own count
+    l.at = 4;
+    l.retry = 0;
+    l.due = due_in(30);
+    ensure_eq!(s.ack(&[l]).await?.len(), 1, "deferred leases acked");
+    ensure_eq!(
+        must_row(&*s, "t").await?.retry,
+        0,
+        "retry after the hand-back"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let again = claim_one(&*s, "w2", LONG).await?;
+    ensure_eq!(
+        (again.at, again.retry),
+        (4, 1),
+        "(at, retry) on the next claim"
+    );
+    Ok(())
+}
+
 async fn due_hides(s: Arc<dyn Store>) -> Outcome {
     let mut l = one(&*s, "t", 9).await?;
     l.due = due_in(60);
@@ -318,14 +348,42 @@ async fn block_returns(s: Arc<dyn Store>) -> Outcome {
     Ok(())
 }
 
-async fn block_keeps_at(s: Arc<dyn Store>) -> Outcome {
-    let mut l = one(&*s, "t", 9).await?;
-    l.at = 4;
+/// Blocks `stream` (marked at 9) from a lease claimed at `from` whose `at` the drain moved
+/// to `to` (events up to `to` handled, the next one failed).
+async fn blocked_after(s: &dyn Store, stream: &str, from: i64, to: i64) -> Result<(), Fail> {
+    let mut l = one(s, stream, 9).await?;
+    l.at = from;
     s.ack(&[l]).await?;
-    let l = claim_one(&*s, "w", LONG).await?;
-    s.block(&[(l, "boom".into())]).await?;
+    let mut l = claim_one(s, "w", LONG).await?;
+    ensure_eq!(l.at, from, "the claimed watermark");
+    l.at = to;
+    let rows = s.block(&[(l, "boom".into())]).await?;
+    ensure_eq!(
+        rows.iter().map(|r| r.at).collect::<Vec<_>>(),
+        vec![to],
+        "the returned rows' watermarks"
+    );
+    Ok(())
+}
+
+async fn block_moves_at(s: Arc<dyn Store>) -> Outcome {
+    blocked_after(&*s, "t", 2, 6).await?;
     let r = must_row(&*s, "t").await?;
-    ensure_eq!((r.at, r.correlated_at), (4, Some(9)), "(at, mark)");
+    ensure_eq!(
+        (r.at, r.blocked, r.leased_by),
+        (6, true, None),
+        "(at, blocked, holder)"
+    );
+    // A lease that handled nothing keeps the watermark where it was.
+    blocked_after(&*s, "u", 4, 4).await?;
+    ensure_eq!(must_row(&*s, "u").await?.at, 4, "unmoved watermark");
+    Ok(())
+}
+
+async fn block_keeps_mark(s: Arc<dyn Store>) -> Outcome {
+    blocked_after(&*s, "t", 2, 6).await?;
+    let r = must_row(&*s, "t").await?;
+    ensure_eq!((r.correlated_at, r.retry), (Some(9), 0), "(mark, retry)");
     Ok(())
 }
 
@@ -334,6 +392,7 @@ async fn block_other_holder(s: Arc<dyn Store>) -> Outcome {
     let before = must_row(&*s, "t").await?;
     let forged = Lease {
         by: "intruder".into(),
+        at: 7,
         ..l
     };
     ensure!(
@@ -347,12 +406,13 @@ async fn block_other_holder(s: Arc<dyn Store>) -> Outcome {
 async fn block_twice(s: Arc<dyn Store>) -> Outcome {
     let l = one(&*s, "t", 9).await?;
     s.block(&[(l.clone(), "first".into())]).await?;
-    let again = s.block(&[(l, "second".into())]).await?;
+    let again = s.block(&[(Lease { at: 5, ..l }, "second".into())]).await?;
     ensure!(again.is_empty(), "re-block returned rows");
+    let r = must_row(&*s, "t").await?;
     ensure_eq!(
-        must_row(&*s, "t").await?.error.as_deref(),
-        Some("first"),
-        "error"
+        (r.error.as_deref(), r.at),
+        (Some("first"), -1),
+        "(error, at)"
     );
     Ok(())
 }
@@ -480,6 +540,30 @@ async fn unblock_claimable(s: Arc<dyn Store>) -> Outcome {
     s.unblock(&names(&["t"])).await?;
     let l = claim_one(&*s, "w", LONG).await?;
     ensure_eq!((l.at, l.retry), (4, 0), "(at, retry)");
+    Ok(())
+}
+
+async fn unblock_keeps_moved_at(s: Arc<dyn Store>) -> Outcome {
+    blocked_after(&*s, "t", 2, 6).await?;
+    ensure_eq!(s.unblock(&names(&["t"])).await?, 1, "count");
+    ensure_eq!(must_row(&*s, "t").await?.at, 6, "watermark after unblock");
+    // Handling resumes after the events handled before the block.
+    let l = claim_one(&*s, "w", LONG).await?;
+    ensure_eq!((l.at, l.retry), (6, 0), "(at, retry)");
+    Ok(())
+}
+
+async fn unblock_at_mark(s: Arc<dyn Store>) -> Outcome {
+    // The block came after the last marked event was handled.
+    blocked_after(&*s, "t", 2, 9).await?;
+    ensure_eq!(s.unblock(&names(&["t"])).await?, 1, "count");
+    ensure!(
+        s.claim(5, 5, "w", LONG).await?.is_empty(),
+        "claimed a row with no work"
+    );
+    subscribe(&*s, &[marked("t", 12)]).await?;
+    let l = claim_one(&*s, "w", LONG).await?;
+    ensure_eq!(l.at, 9, "watermark after a new mark");
     Ok(())
 }
 

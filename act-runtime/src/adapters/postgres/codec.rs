@@ -1,0 +1,399 @@
+//! Conversions between the port's records and PostgreSQL values: errors, NUL checks, the
+//! portable stream-pattern grammar as `LIKE`, times and row decoding.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::error::{StoreError, ValidationError};
+use crate::model::{Committed, EventMeta};
+use crate::ports::{Lease, StreamMatch, StreamPosition};
+
+/// SQLSTATEs of values PostgreSQL refuses: `22P05` untranslatable character (`\u0000` in
+/// `jsonb`), `22021` a NUL byte in text, `22P02` invalid text representation (bad JSON),
+/// `54000` a value too large.
+const REFUSED_VALUES: &[&str] = &["22P05", "22021", "22P02", "54000"];
+/// SQLSTATEs worth one more try: deadlock, serialization failure.
+const TRANSIENT: &[&str] = &["40P01", "40001"];
+
+/// The SQLSTATE of a database error.
+pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
+
+/// Whether `e` is a deadlock or serialization failure (the statement can be retried).
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    sqlstate(e).is_some_and(|c| TRANSIENT.contains(&c.as_str()))
+}
+
+/// Maps a driver error for `operation`: a closed pool is a disposed store, anything else is a
+/// backend failure.
+pub(crate) fn backend(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match e {
+        sqlx::Error::PoolClosed => StoreError::Disposed,
+        e => StoreError::backend(operation, e),
+    }
+}
+
+/// Like [`backend`], but a value PostgreSQL refuses is [`StoreError::Invalid`] naming
+/// `target` (a stream) rather than a driver error.
+pub(crate) fn refused<'a>(
+    operation: &'static str,
+    target: &'a str,
+) -> impl Fn(sqlx::Error) -> StoreError + 'a {
+    move |e| match sqlstate(&e) {
+        Some(code) if REFUSED_VALUES.contains(&code.as_str()) => ValidationError::new(
+            format!("{operation} on stream `{target}`"),
+            "",
+            format!("PostgreSQL refused a value: {e}"),
+        )
+        .into(),
+        _ => backend(operation)(e),
+    }
+}
+
+/// Rejects a string holding a NUL character (PostgreSQL cannot store it in `text`).
+pub(crate) fn no_nul(target: &str, path: &str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        Err(ValidationError::new(target, path, "must not contain NUL characters").into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Rejects JSON text holding a NUL character, raw or escaped as `\u0000` (`jsonb` refuses
+/// both).
+pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), StoreError> {
+    no_nul(target, path, json)?;
+    let bytes = json.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = json[from..].find("\\u0000") {
+        let at = from + pos;
+        // The escape is real when an even number of backslashes precede its own.
+        let run = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if run.is_multiple_of(2) {
+            return Err(ValidationError::new(
+                target,
+                path,
+                "must not contain NUL characters (`\\u0000`)",
+            )
+            .into());
+        }
+        from = at + 1;
+    }
+    Ok(())
+}
+
+/// Text for a column that must accept anything (error messages): NUL becomes U+FFFD.
+pub(crate) fn lossless_enough(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `t` rounded down to the microsecond (what `timestamptz` keeps).
+pub(crate) fn floor_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// `t` rounded up to the microsecond (for exclusive upper bounds).
+pub(crate) fn ceil_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = floor_micros(t);
+    if floor == t {
+        t
+    } else {
+        floor + chrono::Duration::microseconds(1)
+    }
+}
+
+/// Microseconds from now until `t` (negative when `t` is past), for times converted to the
+/// database clock.
+pub(crate) fn micros_until(t: DateTime<Utc>) -> i64 {
+    (t - Utc::now())
+        .num_microseconds()
+        .unwrap_or(if t > Utc::now() {
+            i64::MAX / 2
+        } else {
+            i64::MIN / 2
+        })
+}
+
+/// A `usize` as a PostgreSQL `bigint` (limits), saturating.
+pub(crate) fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The SQL condition "a column matches `m`".
+pub(crate) enum Cond {
+    /// Matches nothing.
+    Nothing,
+    /// `column = $`
+    Eq(String),
+    /// `column LIKE $`
+    Like(String),
+}
+
+/// The condition for `m`; a pattern outside the portable grammar is
+/// [`StoreError::Invalid`] (`target` and `path` name the input).
+pub(crate) fn stream_match(m: &StreamMatch, target: &str, path: &str) -> Result<Cond, StoreError> {
+    Ok(match m {
+        StreamMatch::Exact(s) if s.contains('\0') => Cond::Nothing,
+        StreamMatch::Exact(s) => Cond::Eq(s.clone()),
+        StreamMatch::Pattern(p) => {
+            let like = to_like(p).map_err(|e| ValidationError::new(target, path, e))?;
+            // No stored name holds a NUL (commit and subscribe refuse them).
+            if p.contains('\0') {
+                Cond::Nothing
+            } else {
+                Cond::Like(like)
+            }
+        }
+    })
+}
+
+/// Checks `pattern` is in the portable grammar.
+pub(crate) fn validate_pattern(pattern: &str, target: &str, path: &str) -> Result<(), StoreError> {
+    to_like(pattern)
+        .map(drop)
+        .map_err(|e| ValidationError::new(target, path, e).into())
+}
+
+/// Translates a portable pattern ([`StreamMatch::Pattern`]) to a `LIKE` pattern with the
+/// default escape `\`, or says why it cannot. On a `COLLATE "C"` column the match is exact
+/// and case-sensitive; `_` matches one character, line breaks included, like the oracle's
+/// `.` (`dot_matches_new_line`).
+///
+/// | pattern | LIKE    | | pattern | LIKE      |
+/// |---------|---------|-|---------|-----------|
+/// | `abc`   | `%abc%` | | `a.c`   | `%a_c%`   |
+/// | `^abc`  | `abc%`  | | `a.*c`  | `%a%c%`   |
+/// | `abc$`  | `%abc`  | | `a\*`   | `%a*%`    |
+/// | `^abc$` | `abc`   | | `a_b%`  | `%a\_b\%%`|
+pub(crate) fn to_like(pattern: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(pattern.len() + 2);
+    let mut rest = pattern;
+    if let Some(r) = rest.strip_prefix('^') {
+        rest = r;
+    } else {
+        out.push('%');
+    }
+    let mut chars = rest.chars().peekable();
+    let mut anchored_end = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek().is_none() => anchored_end = true,
+            '.' => {
+                if chars.next_if_eq(&'*').is_some() {
+                    push_any(&mut out);
+                } else {
+                    out.push('_');
+                }
+            }
+            '\\' => match chars.next() {
+                Some(n) if n.is_ascii_punctuation() && n != '<' && n != '>' => {
+                    push_literal(&mut out, n)
+                }
+                Some(n) => return Err(reject(pattern, &format!("\\{n}"))),
+                None => return Err(reject(pattern, "a trailing `\\`")),
+            },
+            '^' | '$' => return Err(reject(pattern, &format!("`{c}` in the middle"))),
+            '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' => {
+                return Err(reject(pattern, &format!("`{c}`")));
+            }
+            c => push_literal(&mut out, c),
+        }
+    }
+    if !anchored_end {
+        push_any(&mut out);
+    }
+    Ok(out)
+}
+
+fn reject(pattern: &str, what: &str) -> String {
+    format!(
+        "pattern `{pattern}` is outside the portable grammar (literals, `.`, `.*`, `^`, `$`): \
+         {what} cannot be matched exactly"
+    )
+}
+
+fn push_any(out: &mut String) {
+    // `out` already ends with a wildcard when its last `%` is not escaped (an even run of
+    // backslashes before it).
+    if let Some(body) = out.strip_suffix('%') {
+        let run = body.bytes().rev().take_while(|&b| b == b'\\').count();
+        if run.is_multiple_of(2) {
+            return;
+        }
+    }
+    out.push('%');
+}
+
+fn push_literal(out: &mut String, c: char) {
+    if matches!(c, '%' | '_' | '\\') {
+        out.push('\\');
+    }
+    out.push(c);
+}
+
+/// The columns [`event`] reads, in order.
+pub(crate) const EVENT_COLUMNS: &str = "id, name, data::text, stream, version, created, meta::text";
+
+/// The last meta decoded while reading rows: the events of one commit share one meta text,
+/// so they share one parsed [`EventMeta`] too.
+#[derive(Default)]
+pub(crate) struct MetaCache {
+    last: Option<(String, Arc<EventMeta>)>,
+}
+
+impl MetaCache {
+    fn get(&mut self, text: &str) -> Result<Arc<EventMeta>, serde_json::Error> {
+        if let Some((t, meta)) = &self.last
+            && t == text
+        {
+            return Ok(Arc::clone(meta));
+        }
+        let meta = Arc::new(serde_json::from_str::<EventMeta>(text)?);
+        self.last = Some((text.to_owned(), Arc::clone(&meta)));
+        Ok(meta)
+    }
+}
+
+/// Decodes an events row selected with [`EVENT_COLUMNS`]; a row whose payload or meta
+/// does not decode is [`StoreError::Corrupt`].
+pub(crate) fn event(row: &PgRow, metas: &mut MetaCache) -> Result<Committed, StoreError> {
+    let get = backend("query");
+    let id: i64 = row.try_get(0).map_err(&get)?;
+    let stream: String = row.try_get(3).map_err(&get)?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        id,
+        stream: stream.clone(),
+        reason,
+    };
+    let data: String = row
+        .try_get(2)
+        .map_err(|e| corrupt(format!("payload: {e}")))?;
+    let data =
+        RawValue::from_string(data).map_err(|e| corrupt(format!("payload is not JSON: {e}")))?;
+    let meta_text: &str = row.try_get(6).map_err(|e| corrupt(format!("meta: {e}")))?;
+    let meta = metas
+        .get(meta_text)
+        .map_err(|e| corrupt(format!("meta: {e}")))?;
+    let version: i32 = row.try_get(4).map_err(&get)?;
+    let created: DateTime<Utc> = row.try_get(5).map_err(&get)?;
+    Ok(Committed {
+        id,
+        name: row.try_get(1).map_err(&get)?,
+        data,
+        version: i64::from(version),
+        created,
+        meta,
+        stream,
+    })
+}
+
+/// The columns [`position`] reads, in order.
+pub(crate) const STREAM_COLUMNS: &str = "stream, source, source_is_pattern, at, retry, blocked, \
+     error, priority, leased_by, leased_until, correlated_at";
+
+/// Decodes a subscription row selected with [`STREAM_COLUMNS`].
+pub(crate) fn position(row: &PgRow, operation: &'static str) -> Result<StreamPosition, StoreError> {
+    let get = backend(operation);
+    Ok(StreamPosition {
+        stream: row.try_get(0).map_err(&get)?,
+        source: row.try_get(1).map_err(&get)?,
+        source_is_pattern: row.try_get(2).map_err(&get)?,
+        at: row.try_get(3).map_err(&get)?,
+        retry: row.try_get(4).map_err(&get)?,
+        blocked: row.try_get(5).map_err(&get)?,
+        error: row.try_get(6).map_err(&get)?,
+        priority: row.try_get(7).map_err(&get)?,
+        leased_by: row.try_get(8).map_err(&get)?,
+        leased_until: row.try_get(9).map_err(&get)?,
+        correlated_at: row.try_get(10).map_err(&get)?,
+    })
+}
+
+/// The lease a claimed row hands out.
+pub(crate) fn lease(p: StreamPosition, lagging: bool) -> Lease {
+    Lease {
+        stream: p.stream,
+        source: p.source,
+        source_is_pattern: p.source_is_pattern,
+        at: p.at,
+        by: p.leased_by.unwrap_or_default(),
+        retry: p.retry,
+        lagging,
+        due: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn like(p: &str) -> String {
+        to_like(p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    #[test]
+    fn translation_table() {
+        let table = [
+            ("", "%"),
+            ("^", "%"),
+            ("$", "%"),
+            ("^$", ""),
+            ("abc", "%abc%"),
+            ("^abc", "abc%"),
+            ("abc$", "%abc"),
+            ("^abc$", "abc"),
+            ("a.c", "%a_c%"),
+            ("a.*c", "%a%c%"),
+            (".*", "%"),
+            ("^.*$", "%"),
+            (".*.*", "%"),
+            ("^..$", "__"),
+            ("a_b%", "%a\\_b\\%%"),
+            ("%", "%\\%%"),
+            ("^%.*", "\\%%"),
+            (r"a\.b", "%a.b%"),
+            (r"a\*", "%a*%"),
+            (r"\\", "%\\\\%"),
+            (r"^\\.*", "\\\\%"),
+            ("ünï.ç", "%ünï_ç%"),
+        ];
+        for (pattern, expected) in table {
+            assert_eq!(like(pattern), expected, "pattern {pattern:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_like_cannot_express() {
+        for p in [
+            "[a-z]", "a+", "a?", "ab*", "*", "a|b", "(a)", "a{2}", "}", "]", r"\d", r"\w", r"\b",
+            r"\<", r"\", "a^b", "a$b", "^^a", "a$$", ".**", ".*?", r"\ ",
+        ] {
+            let err = to_like(p).expect_err(p);
+            assert!(err.contains(&format!("`{p}`")), "{p}: {err}");
+        }
+    }
+
+    #[test]
+    fn nul_in_json_text() {
+        assert!(no_nul_json("e", "", r#"{"a":"x"}"#).is_ok());
+        assert!(no_nul_json("e", "", r#"{"a":"\u0000"}"#).is_err());
+        assert!(no_nul_json("e", "", r#"{"a":"\\u0000"}"#).is_ok());
+        assert!(no_nul_json("e", "", r#"{"a":"\\\u0000"}"#).is_err());
+        assert!(no_nul_json("e", "", "{\"a\":\"\0\"}").is_err());
+    }
+}

@@ -2,6 +2,7 @@
 //! (see [`crate::adapters`]); the conformance kit checks an adapter honours them.
 
 pub mod cache;
+pub(crate) mod pattern;
 pub mod store;
 
 pub use cache::{Cache, CacheEntry, CachedState};

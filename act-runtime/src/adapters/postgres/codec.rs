@@ -10,6 +10,7 @@ use sqlx::postgres::PgRow;
 
 use crate::error::{StoreError, ValidationError};
 use crate::model::{Committed, EventMeta};
+use crate::ports::pattern::{Pattern, Token};
 use crate::ports::{Lease, StreamMatch, StreamPosition};
 
 /// SQLSTATEs of values PostgreSQL refuses: `22P05` untranslatable character (`\u0000` in
@@ -181,62 +182,16 @@ pub(crate) fn validate_pattern(pattern: &str, target: &str, path: &str) -> Resul
 /// | `abc$`  | `%abc`  | | `a\*`   | `%a*%`    |
 /// | `^abc$` | `abc`   | | `a_b%`  | `%a\_b\%%`|
 pub(crate) fn to_like(pattern: &str) -> Result<String, String> {
+    let tokens = Pattern::parse(pattern)?.whole();
     let mut out = String::with_capacity(pattern.len() + 2);
-    let mut rest = pattern;
-    if let Some(r) = rest.strip_prefix('^') {
-        rest = r;
-    } else {
-        out.push('%');
-    }
-    let mut chars = rest.chars().peekable();
-    let mut anchored_end = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '$' if chars.peek().is_none() => anchored_end = true,
-            '.' => {
-                if chars.next_if_eq(&'*').is_some() {
-                    push_any(&mut out);
-                } else {
-                    out.push('_');
-                }
-            }
-            '\\' => match chars.next() {
-                Some(n) if n.is_ascii_punctuation() && n != '<' && n != '>' => {
-                    push_literal(&mut out, n)
-                }
-                Some(n) => return Err(reject(pattern, &format!("\\{n}"))),
-                None => return Err(reject(pattern, "a trailing `\\`")),
-            },
-            '^' | '$' => return Err(reject(pattern, &format!("`{c}` in the middle"))),
-            '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' => {
-                return Err(reject(pattern, &format!("`{c}`")));
-            }
-            c => push_literal(&mut out, c),
+    for t in tokens {
+        match t {
+            Token::AnyRun => out.push('%'),
+            Token::AnyOne => out.push('_'),
+            Token::Literal(c) => push_literal(&mut out, c),
         }
-    }
-    if !anchored_end {
-        push_any(&mut out);
     }
     Ok(out)
-}
-
-fn reject(pattern: &str, what: &str) -> String {
-    format!(
-        "pattern `{pattern}` is outside the portable grammar (literals, `.`, `.*`, `^`, `$`): \
-         {what} cannot be matched exactly"
-    )
-}
-
-fn push_any(out: &mut String) {
-    // `out` already ends with a wildcard when its last `%` is not escaped (an even run of
-    // backslashes before it).
-    if let Some(body) = out.strip_suffix('%') {
-        let run = body.bytes().rev().take_while(|&b| b == b'\\').count();
-        if run.is_multiple_of(2) {
-            return;
-        }
-    }
-    out.push('%');
 }
 
 fn push_literal(out: &mut String, c: char) {

@@ -23,6 +23,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crate::error::{StoreError, ValidationError};
 use crate::ports::StreamMatch;
+use crate::ports::pattern::{Pattern, Token};
 
 /// The SQL condition "a column matches `m`".
 pub(crate) enum Cond {
@@ -85,59 +86,16 @@ pub(crate) fn validate(pattern: &str, target: &str, path: &str) -> Result<(), St
 
 /// Translates a portable pattern to `GLOB`, or says why it cannot.
 pub(crate) fn to_glob(pattern: &str) -> Result<String, String> {
+    let tokens = Pattern::parse(pattern)?.whole();
     let mut out = String::with_capacity(pattern.len() + 2);
-    let mut rest = pattern;
-    if let Some(r) = rest.strip_prefix('^') {
-        rest = r;
-    } else {
-        out.push('*');
-    }
-    let mut chars = rest.chars().peekable();
-    let mut anchored_end = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '$' if chars.peek().is_none() => anchored_end = true,
-            '.' => {
-                if chars.next_if_eq(&'*').is_some() {
-                    push_star(&mut out);
-                } else {
-                    out.push('?');
-                }
-            }
-            '\\' => match chars.next() {
-                Some(n) if n.is_ascii_punctuation() && n != '<' && n != '>' => {
-                    push_literal(&mut out, n)
-                }
-                Some(n) => return Err(reject(pattern, &format!("\\{n}"))),
-                None => return Err(reject(pattern, "a trailing `\\`")),
-            },
-            '^' | '$' => {
-                return Err(reject(pattern, &format!("`{c}` in the middle")));
-            }
-            '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' => {
-                return Err(reject(pattern, &format!("`{c}`")));
-            }
-            c => push_literal(&mut out, c),
+    for t in tokens {
+        match t {
+            Token::AnyRun => out.push('*'),
+            Token::AnyOne => out.push('?'),
+            Token::Literal(c) => push_literal(&mut out, c),
         }
     }
-    if !anchored_end {
-        push_star(&mut out);
-    }
     Ok(out)
-}
-
-fn reject(pattern: &str, what: &str) -> String {
-    format!(
-        "pattern `{pattern}` is outside the portable grammar (literals, `.`, `.*`, `^`, `$`): \
-         {what} cannot be matched exactly"
-    )
-}
-
-fn push_star(out: &mut String) {
-    // A real wildcard is the only `*` that ends `out` (a literal one is `[*]`).
-    if !out.ends_with('*') {
-        out.push('*');
-    }
 }
 
 fn push_literal(out: &mut String, c: char) {

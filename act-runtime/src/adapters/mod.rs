@@ -4,6 +4,8 @@
 //! * `SqliteStore` (feature `sqlite`): embedded and persistent, one database file per tenant.
 //! * `PostgresStore` (feature `postgres`): one database shared by a fleet of processes, one
 //!   schema per tenant.
+//! * `RedisCache` (feature `redis`): one cache shared by a fleet of processes, one key
+//!   prefix per tenant.
 
 pub mod memory;
 
@@ -18,3 +20,8 @@ pub use sqlite::SqliteStore;
 pub mod postgres;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "redis")]
+pub use redis::RedisCache;

@@ -422,6 +422,17 @@ pub trait Store: Send + Sync + 'static {
         targets: &[TruncateTarget],
     ) -> Result<HashMap<String, Truncated>, StoreError>;
 
+    /// Wake-ups from other processes sharing this store.
+    ///
+    /// The receiver is rung when another process may have committed work (events, reset or
+    /// unblocked rows); spurious rings are fine, and a `Lagged` error is a ring too. A ring
+    /// is a hint: correctness never depends on one arriving, so the worker still polls. A
+    /// closed receiver (the store was disposed) rings no more. `None` (the default): the
+    /// store cannot tell, and the worker only polls. Called from within a Tokio runtime.
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        None
+    }
+
     /// Releases resources (pools, files). Idempotent.
     async fn dispose(&self) -> Result<(), StoreError>;
 }

@@ -86,6 +86,7 @@ mod codec;
 mod config;
 mod events;
 mod horizon;
+mod notify;
 mod schema;
 mod subscriptions;
 mod truncate;
@@ -116,6 +117,8 @@ pub struct PostgresStore {
     /// Whether [`Store::dispose`] closes the pool (not when it was handed in).
     owns_pool: bool,
     disposed: AtomicBool,
+    /// `LISTEN`/`NOTIFY` wake-ups between processes (see `notify.rs`).
+    doorbells: notify::Doorbells,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -152,6 +155,7 @@ impl PostgresStore {
     pub(crate) fn from_parts(pool: PgPool, tenant: config::Tenant, owns_pool: bool) -> Self {
         Self {
             sql: schema::Statements::new(&tenant),
+            doorbells: notify::Doorbells::new(&pool, &tenant),
             pool,
             tenant,
             owns_pool,
@@ -174,6 +178,21 @@ impl PostgresStore {
         &self.tenant.table
     }
 
+    /// Rings the doorbell when `done` changed something other processes may work on (after
+    /// the change committed; never waits).
+    fn rang<T>(
+        &self,
+        done: Result<T, StoreError>,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> Result<T, StoreError> {
+        if let Ok(t) = &done
+            && changed(t)
+        {
+            self.doorbells.ring();
+        }
+        done
+    }
+
     /// Fails once the store is disposed.
     fn live(&self) -> Result<(), StoreError> {
         if self.disposed.load(Ordering::Acquire) {
@@ -181,6 +200,12 @@ impl PostgresStore {
         } else {
             Ok(())
         }
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.doorbells.stop();
     }
 }
 
@@ -202,8 +227,10 @@ impl Store for PostgresStore {
         meta: &EventMeta,
         expected_version: Option<Version>,
     ) -> Result<Vec<Committed>, StoreError> {
-        self.commit_in(stream, msgs, meta, expected_version, &[])
-            .await
+        let done = self
+            .commit_in(stream, msgs, meta, expected_version, &[])
+            .await;
+        self.rang(done, |c| !c.is_empty())
     }
 
     /// Commits and records the marks in one statement: the events and their marks are
@@ -217,8 +244,10 @@ impl Store for PostgresStore {
         expected_version: Option<Version>,
         marks: &[(usize, Subscription)],
     ) -> Result<Vec<Committed>, StoreError> {
-        self.commit_in(stream, msgs, meta, expected_version, marks)
-            .await
+        let done = self
+            .commit_in(stream, msgs, meta, expected_version, marks)
+            .await;
+        self.rang(done, |c| !c.is_empty())
     }
 
     async fn query(
@@ -256,11 +285,13 @@ impl Store for PostgresStore {
     }
 
     async fn reset(&self, streams: &[String]) -> Result<usize, StoreError> {
-        self.reset_in(streams).await
+        let done = self.reset_in(streams).await;
+        self.rang(done, |n| *n > 0)
     }
 
     async fn unblock(&self, streams: &[String]) -> Result<usize, StoreError> {
-        self.unblock_in(streams).await
+        let done = self.unblock_in(streams).await;
+        self.rang(done, |n| *n > 0)
     }
 
     async fn query_streams(
@@ -277,10 +308,22 @@ impl Store for PostgresStore {
         self.truncate_in(targets).await
     }
 
+    /// Rung by the other processes' doorbells (`NOTIFY` on the tenant's channel, sent after
+    /// their commits, resets and unblocks), and once after each reconnection of the
+    /// listener. The first call starts the listener (one connection of its own, outside the
+    /// pool); [`Store::dispose`] stops it.
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        if self.disposed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.doorbells.subscribe()
+    }
+
     async fn dispose(&self) -> Result<(), StoreError> {
         if self.disposed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.doorbells.stop();
         if self.owns_pool {
             self.pool.close().await;
         }

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! loop: correlate → claim into free slots → spawn each lease ─┐
-//!   caught up? emit `settled`, then sleep until: a local commit, the earliest due retry,
-//!   the poll interval (other processes' commits), or stop
+//!   caught up? emit `settled`, then sleep until: a local commit, another process's doorbell
+//!   (stores with `Store::wakeups`), the earliest due retry, the poll interval (other
+//!   processes' commits), or stop
 //!   a store error: back off (exponential, capped) and go on
 //! ```
 //!
@@ -89,6 +90,25 @@ impl Worker {
     }
 }
 
+/// Waits for a doorbell: `true` when rung (a lag is a ring: rings were missed), `false` when
+/// the store closed the subscription (or there is none).
+async fn ring(doorbells: &mut Option<tokio::sync::broadcast::Receiver<()>>) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    match doorbells {
+        Some(rx) => match rx.recv().await {
+            Ok(()) | Err(RecvError::Lagged(_)) => {
+                // one wake-up for the burst
+                while let Ok(()) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
+                    rx.try_recv()
+                {}
+                true
+            }
+            Err(RecvError::Closed) => false,
+        },
+        None => false,
+    }
+}
+
 impl Act {
     /// Starts the app's worker with default options (see [`Act::start_with`]).
     pub fn start(&self) -> Result<Worker, ActError> {
@@ -96,11 +116,13 @@ impl Act {
     }
 
     /// Starts the app's worker: a background task that keeps the reaction pipeline
-    /// drained. It wakes on local commits, at the earliest retry a failure scheduled, and
-    /// every `poll` (for work committed by other processes); it survives store errors with
-    /// a capped exponential backoff, and emits [`Lifecycle::Settled`] each time it has
-    /// caught up. One worker per app: while one runs, this returns a handle to it.
-    /// [`Act::shutdown`] stops it within the shutdown grace.
+    /// drained. It wakes on local commits, on other processes' doorbells when the store rings
+    /// them ([`Store::wakeups`](crate::ports::Store::wakeups): PostgreSQL's `NOTIFY`), at the
+    /// earliest retry a failure scheduled, and every `poll` (for work committed by other
+    /// processes); it survives store errors with a capped exponential backoff, and emits
+    /// [`Lifecycle::Settled`] each time it has caught up. One worker per app: while one
+    /// runs, this returns a handle to it. [`Act::shutdown`] stops it within the shutdown
+    /// grace.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -146,6 +168,8 @@ impl Act {
         let mut frontiers = Frontiers::default();
         let mut errors = 0u32;
         let mut reported = false;
+        // other processes' doorbells, when the store can ring them (else: poll only)
+        let mut doorbells = self.inner.store.wakeups();
         let absorb = |joined: Result<Outcome, tokio::task::JoinError>,
                       since: &mut DrainSummary,
                       frontiers: &mut Frontiers| match joined {
@@ -209,6 +233,13 @@ impl Act {
                 () = stop.cancelled() => break,
                 () = pipeline.wake.notified() => {
                     tokio::time::sleep(options.debounce).await;
+                }
+                rung = ring(&mut doorbells), if doorbells.is_some() => {
+                    if rung {
+                        tokio::time::sleep(options.debounce).await;
+                    } else {
+                        doorbells = None; // closed: keep polling
+                    }
                 }
                 () = tokio::time::sleep(wait) => {}
                 Some(j) = running.join_next(), if !running.is_empty() => absorb(j, &mut since, &mut frontiers),

@@ -101,12 +101,11 @@ impl Router {
             .or_insert_with(|| (res.subscription(None), Vec::new()));
         sub.priority = sub.priority.max(res.priority);
         sub.correlated_at = sub.correlated_at.max(mark);
-        match from
-            .iter_mut()
-            .find(|(r, s, _)| *r == reaction && *s == event.stream)
-        {
-            Some(f) => f.2 = f.2.max(event.id),
-            None => from.push((reaction, event.stream.clone(), event.id)),
+        // O(1) per event: runs of one (reaction, stream) share an entry; duplicates across
+        // runs are merged only on the rare refused-target path
+        match from.last_mut() {
+            Some(f) if f.0 == reaction && f.1 == event.stream => f.2 = f.2.max(event.id),
+            _ => from.push((reaction, event.stream.clone(), event.id)),
         }
     }
 
@@ -156,11 +155,15 @@ impl Router {
                 Err(StoreError::Invalid(e)) => {
                     tracing::warn!(target = %sub.stream, error = %e, "the store refused a resolved target; its events go to poison rows");
                     for (reaction, stream, id) in from {
-                        poisoned.push(Subscription {
-                            source: Some(stream.clone()),
-                            correlated_at: Some(id),
-                            ..Subscription::new(poison_row(reaction, &stream))
-                        });
+                        let row = poison_row(reaction, &stream);
+                        match poisoned.iter_mut().find(|p| p.stream == row) {
+                            Some(p) => p.correlated_at = p.correlated_at.max(Some(id)),
+                            None => poisoned.push(Subscription {
+                                source: Some(stream),
+                                correlated_at: Some(id),
+                                ..Subscription::new(row)
+                            }),
+                        }
                     }
                 }
                 Err(e) => return Err(e.into()),

@@ -83,10 +83,23 @@ pub(super) async fn attempt(
     lease_end: bool,
     abort: &CancellationToken,
 ) -> Result<(), Failure> {
+    if abort.is_cancelled() {
+        return Err(Failure::Aborted);
+    }
+    let mut run = CatchUnwind(handler);
+    // Fast path: a handler that finishes without waiting needs no timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut run).poll(cx))).await;
+    if let Poll::Ready(done) = first {
+        return match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Failure::Failed(e)),
+            Err(msg) => Err(Failure::Panicked(msg)),
+        };
+    }
     tokio::select! {
         biased;
         () = abort.cancelled() => Err(Failure::Aborted),
-        run = tokio::time::timeout(budget, CatchUnwind(handler)) => match run {
+        run = tokio::time::timeout(budget, run) => match run {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(Failure::Failed(e)),
             Ok(Err(msg)) => Err(Failure::Panicked(msg)),

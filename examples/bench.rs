@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release --example bench -- <store> <workload>`
 //!
-//! * store: `memory`, or `sqlite` (a file: env `SQLITE_FILE`, default `act-bench.db` in the
+//! * store: `memory`, `pg` (env `ACT_PG_URL`, `PG_SCHEMA`, `PG_POOL`), or `sqlite` (a file:
+//!   env `SQLITE_FILE`, default `act-bench.db` in the
 //!   temp directory; the file and its `-wal`/`-shm` are deleted first, like the original's
 //!   `bench.mjs`)
 //! * workload: `commit` (N sequential actions over S streams), `concurrent` (the same with
@@ -193,7 +194,26 @@ async fn build(store: &str, workload: &str) -> Result<Act, Box<dyn std::error::E
             let sqlite = act::adapters::SqliteStore::open(&file).await?;
             Ok(builder.with_store(sqlite).build()?)
         }
-        other => Err(format!("unknown store `{other}` (expected: memory, sqlite)").into()),
+        "pg" => {
+            // A fresh tenant each run: env `ACT_PG_URL` (default the local `test` database),
+            // `PG_SCHEMA` (default `act_bench`), `PG_POOL` (default 16).
+            let url = std::env::var("ACT_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let schema = std::env::var("PG_SCHEMA").unwrap_or_else(|_| "act_bench".to_owned());
+            let pool = std::env::var("PG_POOL")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(16);
+            let pg = act::adapters::postgres::PostgresConfig::from_url(&url)?
+                .schema(&schema)
+                .pool_size(pool)
+                .connect()
+                .await?;
+            pg.seed().await?;
+            pg.drop_all().await?;
+            Ok(builder.with_store(pg).build()?)
+        }
+        other => Err(format!("unknown store `{other}` (expected: memory, sqlite, pg)").into()),
     }
 }
 

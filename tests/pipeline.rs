@@ -470,8 +470,7 @@ async fn a_panicking_resolver_blocks_its_poison_row_and_the_rest_flows(kind: Kin
     inc(&app, &format!("{t}-b")).await;
     // settle in the background survives; settle_now does not panic
     app.settle();
-    let s = app.settle_now(SettleOptions::default()).await.unwrap();
-    let _ = s;
+    app.settle_now(SettleOptions::default()).await.unwrap();
     eventually(
         Duration::from_secs(5),
         "healthy targets handled",
@@ -729,14 +728,12 @@ async fn a_panicking_handler_is_a_failure_with_its_message(kind: Kind) {
     let boom = format!("{t}-boom");
     inc(&app, &boom).await;
     inc(&app, &format!("{t}-fine")).await;
-    let start = Instant::now();
     let mut passes = 0;
     while blocked(&app).await.is_empty() {
         passes += 1;
         assert!(passes < 10, "not blocked after {passes} settles");
         app.settle_now(SettleOptions::default()).await.unwrap();
     }
-    let _ = start;
     let b = blocked(&app).await;
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].stream, boom);

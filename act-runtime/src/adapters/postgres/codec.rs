@@ -58,41 +58,7 @@ pub(crate) fn refused<'a>(
     }
 }
 
-/// Rejects a string holding a NUL character (PostgreSQL cannot store it in `text`).
-pub(crate) fn no_nul(target: &str, path: &str, value: &str) -> Result<(), StoreError> {
-    if value.contains('\0') {
-        Err(ValidationError::new(target, path, "must not contain NUL characters").into())
-    } else {
-        Ok(())
-    }
-}
-
-/// Rejects JSON text holding a NUL character, raw or escaped as `\u0000` (`jsonb` refuses
-/// both).
-pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), StoreError> {
-    no_nul(target, path, json)?;
-    let bytes = json.as_bytes();
-    let mut from = 0;
-    while let Some(pos) = json[from..].find("\\u0000") {
-        let at = from + pos;
-        // The escape is real when an even number of backslashes precede its own.
-        let run = bytes[..at]
-            .iter()
-            .rev()
-            .take_while(|&&b| b == b'\\')
-            .count();
-        if run.is_multiple_of(2) {
-            return Err(ValidationError::new(
-                target,
-                path,
-                "must not contain NUL characters (`\\u0000`)",
-            )
-            .into());
-        }
-        from = at + 1;
-    }
-    Ok(())
-}
+pub(crate) use crate::adapters::text::{no_nul, no_nul_json};
 
 /// Text for a column that must accept anything (error messages): NUL becomes U+FFFD.
 pub(crate) fn lossless_enough(s: &str) -> String {

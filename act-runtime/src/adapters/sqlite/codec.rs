@@ -13,7 +13,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::raw::{self, Run};
-use crate::error::{StoreError, ValidationError};
+use crate::error::StoreError;
 use crate::model::{Committed, EventMeta};
 use crate::ports::{Lease, StreamPosition};
 
@@ -46,41 +46,7 @@ pub(crate) fn now() -> DateTime<Utc> {
     from_micros(micros(Utc::now()))
 }
 
-/// Rejects a string holding a NUL character (which PostgreSQL, the reference, cannot store).
-pub(crate) fn no_nul(target: &str, path: &str, value: &str) -> Result<(), StoreError> {
-    if value.contains('\0') {
-        Err(ValidationError::new(target, path, "must not contain NUL characters").into())
-    } else {
-        Ok(())
-    }
-}
-
-/// Rejects JSON text holding a NUL character, raw or escaped as `\u0000` (PostgreSQL's
-/// `jsonb` refuses both).
-pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), StoreError> {
-    no_nul(target, path, json)?;
-    let bytes = json.as_bytes();
-    let mut from = 0;
-    while let Some(pos) = json[from..].find("\\u0000") {
-        let at = from + pos;
-        // The escape is real when an even number of backslashes precede its own.
-        let run = bytes[..at]
-            .iter()
-            .rev()
-            .take_while(|&&b| b == b'\\')
-            .count();
-        if run.is_multiple_of(2) {
-            return Err(ValidationError::new(
-                target,
-                path,
-                "must not contain NUL characters (`\\u0000`)",
-            )
-            .into());
-        }
-        from = at + 1;
-    }
-    Ok(())
-}
+pub(crate) use crate::adapters::text::{no_nul, no_nul_json};
 
 /// Maps a driver error for `operation`: a closed pool is a disposed store, anything else is a
 /// backend failure.

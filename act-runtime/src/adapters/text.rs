@@ -1,0 +1,54 @@
+//! Text checks shared by the SQL adapters: what PostgreSQL (the reference) cannot store is
+//! refused the same way everywhere.
+
+use crate::error::{StoreError, ValidationError};
+
+/// Rejects a string holding a NUL character (PostgreSQL cannot store it in `text`).
+pub(crate) fn no_nul(target: &str, path: &str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        Err(ValidationError::new(target, path, "must not contain NUL characters").into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Rejects JSON text holding a NUL character, raw or escaped as `\u0000` (PostgreSQL's
+/// `jsonb` refuses both).
+pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), StoreError> {
+    no_nul(target, path, json)?;
+    let bytes = json.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = json[from..].find("\\u0000") {
+        let at = from + pos;
+        // The escape is real when an even number of backslashes precede its own.
+        let run = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if run.is_multiple_of(2) {
+            return Err(ValidationError::new(
+                target,
+                path,
+                "must not contain NUL characters (`\\u0000`)",
+            )
+            .into());
+        }
+        from = at + 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_refused_raw_and_escaped_but_not_an_escaped_backslash() {
+        assert!(no_nul("s", "", "a\0b").is_err());
+        assert!(no_nul("s", "", "ab").is_ok());
+        assert!(no_nul_json("s", "", r#"{"a":"\u0000"}"#).is_err());
+        assert!(no_nul_json("s", "", r#"{"a":"\\u0000"}"#).is_ok());
+        assert!(no_nul_json("s", "", r#"{"a":"\\\u0000"}"#).is_err());
+    }
+}

@@ -17,148 +17,9 @@ use act::app::Lifecycle;
 use act::model::EventId;
 use act::prelude::*;
 
-// ---- accounts ------------------------------------------------------------------------
+mod bank_domain;
 
-#[state(name = "Account", actions(Open, Deposit, Withdraw))]
-#[derive(Debug, Clone, Default)]
-pub struct Account {
-    pub owner: String,
-    pub balance: i64,
-    pub open: bool,
-}
-
-#[emits(Account)]
-#[derive(Debug, Clone)]
-pub enum AccountEvent {
-    Opened { owner: String },
-    Deposited { amount: i64 },
-    Withdrawn { amount: i64 },
-}
-
-impl Patch<AccountEvent> for Account {
-    fn patch(&mut self, event: &AccountEvent) {
-        match event {
-            AccountEvent::Opened { owner } => {
-                self.owner = owner.clone();
-                self.open = true;
-            }
-            AccountEvent::Deposited { amount } => self.balance += amount,
-            AccountEvent::Withdrawn { amount } => self.balance -= amount,
-        }
-    }
-}
-
-fn is_open(a: &Account) -> bool {
-    a.open
-}
-
-fn is_new(a: &Account) -> bool {
-    !a.open
-}
-
-#[action(Account, emit = AccountEvent::Opened)]
-#[given(is_new = "account is already open")]
-pub struct Open {
-    pub owner: String,
-}
-
-#[action(Account, emit = AccountEvent::Deposited)]
-#[given(is_open = "account is not open")]
-pub struct Deposit {
-    pub amount: i64,
-}
-
-#[action(Account)]
-#[given(is_open = "account is not open")]
-pub struct Withdraw {
-    pub amount: i64,
-}
-
-/// No overdraft: a rule over the payload and the state, so it lives in the handler.
-impl Handle for Withdraw {
-    fn handle(&self, account: &Account, _: &Target) -> Emit<AccountEvent> {
-        if self.amount > account.balance {
-            return Err(format!(
-                "overdraft: withdrawing {} from a balance of {}",
-                self.amount, account.balance
-            )
-            .into());
-        }
-        Ok(vec![AccountEvent::Withdrawn {
-            amount: self.amount,
-        }])
-    }
-}
-
-// ---- journals: the audit trail and the ledger ----------------------------------------
-
-#[state(name = "Journal", actions(Note))]
-#[derive(Debug, Clone, Default)]
-pub struct Journal {
-    pub entries: Vec<String>,
-}
-
-#[emits(Journal)]
-#[derive(Debug, Clone)]
-pub enum JournalEvent {
-    Noted { entry: String },
-}
-
-impl Patch<JournalEvent> for Journal {
-    fn patch(&mut self, event: &JournalEvent) {
-        match event {
-            JournalEvent::Noted { entry } => self.entries.push(entry.clone()),
-        }
-    }
-}
-
-#[action(Journal, emit = JournalEvent::Noted)]
-pub struct Note {
-    pub entry: String,
-}
-
-fn teller() -> Actor {
-    Actor::new("system", "teller")
-}
-
-/// Where a deposit's audit line goes: the account's own audit stream.
-fn audit_stream(e: &Committed<AccountEvent>) -> Resolved {
-    Resolved::to(format!("audit-{}", e.stream)).from_stream(&e.stream)
-}
-
-/// Audits every deposit (dynamic resolver: found by correlate).
-#[reaction(on = AccountEvent::Deposited, to = audit_stream)]
-async fn audit_deposit(e: &Committed<AccountEvent>, app: &Scope) -> Result<(), ReactionError> {
-    let AccountEvent::Deposited { amount } = e.data else {
-        return Ok(());
-    };
-    if e.stream == FROZEN {
-        // fails the same way every time: blocks the audit stream at once
-        return Err(ReactionError::fatal(format!(
-            "{} is frozen: compliance holds its audit trail",
-            e.stream
-        )));
-    }
-    let entry = format!("deposit of {amount} on {} v{}", e.stream, e.version);
-    app.execute(
-        Note { entry },
-        Target::new(format!("audit-{}", e.stream), teller()),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Records every withdrawal in the bank's ledger (static target).
-#[reaction(on = AccountEvent::Withdrawn, to = "ledger")]
-async fn ledger_withdrawal(e: &Committed<AccountEvent>, app: &Scope) -> Result<(), ReactionError> {
-    let AccountEvent::Withdrawn { amount } = e.data else {
-        return Ok(());
-    };
-    let entry = format!("{} withdrew {amount}", e.stream);
-    app.execute(Note { entry }, Target::new("ledger", teller()))
-        .await?;
-    Ok(())
-}
+use bank_domain::*;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -256,9 +117,6 @@ const ACCOUNTS: [(&str, &str); 4] = [
     ("acct-cyd", "Cyd"),
     (FROZEN, "Frank"),
 ];
-
-/// An account whose audit trail refuses every entry (see `audit_deposit`).
-const FROZEN: &str = "acct-frozen";
 
 /// An account whose text messages fail twice before they go through (see `text_deposit`).
 const FLAKY: &str = "acct-bob";

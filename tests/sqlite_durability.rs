@@ -22,6 +22,8 @@ const CHILD_ENV: &str = "ACT_SQLITE_DURABILITY_CHILD";
 /// Acknowledged commits to wait for before killing the child.
 const KILL_AFTER: usize = 400;
 const STREAMS: usize = 5;
+/// How long the child may take to acknowledge them.
+const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
 fn meta() -> EventMeta {
     EventMeta {
@@ -110,20 +112,35 @@ fn acknowledged_commits_survive_sigkill() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn the child");
-    let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-    let mut acks = Vec::new();
-    for line in lines.by_ref() {
-        if let Some(ack) = parse(&line.unwrap()) {
-            acks.push(ack);
-            if acks.len() == KILL_AFTER {
+    // The child's output is read on its own thread, so the wait below has a deadline: a
+    // child that stops acknowledging fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = proc.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
                 break;
             }
         }
+    });
+    let deadline = Instant::now() + CHILD_DEADLINE;
+    let mut acks = Vec::new();
+    while acks.len() < KILL_AFTER {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => acks.extend(parse(&line)),
+            Err(_) => break,
+        }
     }
-    assert_eq!(acks.len(), KILL_AFTER, "the child stopped early");
     proc.kill().expect("SIGKILL"); // `Child::kill` sends SIGKILL on Unix
-    // Acks already written to the pipe before the kill count too.
-    acks.extend(lines.map_while(Result::ok).filter_map(|l| parse(&l)));
+    assert_eq!(
+        acks.len(),
+        KILL_AFTER,
+        "the child stopped acknowledging commits (or was too slow) before the deadline"
+    );
+    // Acks already written to the pipe before the kill count too (the reader thread ends
+    // when the pipe closes).
+    acks.extend(rx.iter().filter_map(|l| parse(&l)));
     let status = proc.wait().unwrap();
     assert!(!status.success(), "the child was killed, not finished");
 

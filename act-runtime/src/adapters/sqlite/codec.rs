@@ -8,11 +8,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use rusqlite::Row;
 use serde_json::value::RawValue;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::raw::{self, Run};
 use crate::error::StoreError;
 use crate::model::{Committed, EventMeta};
 use crate::ports::{Lease, StreamPosition};
@@ -48,13 +46,17 @@ pub(crate) fn now() -> DateTime<Utc> {
 
 pub(crate) use crate::adapters::text::{no_nul, no_nul_json};
 
-/// Maps a driver error for `operation`: a closed pool is a disposed store, anything else is a
-/// backend failure.
-pub(crate) fn backend(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
-    move |e| match e {
-        sqlx::Error::PoolClosed => StoreError::Disposed,
-        e => StoreError::backend(operation, e),
-    }
+/// Maps an SQLite error for `operation`.
+pub(crate) fn backend(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::backend(operation, e)
+}
+
+/// Whether `e` is a `UNIQUE` or `PRIMARY KEY` constraint violation.
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 /// The columns [`event`] reads, in order.
@@ -83,32 +85,40 @@ impl MetaCache {
     }
 }
 
-/// Decodes an `events` row selected with [`EVENT_COLUMNS`].
-pub(crate) fn event(row: &Run<'_, '_>, metas: &mut MetaCache) -> Result<Committed, StoreError> {
+/// Decodes an `events` row selected with [`EVENT_COLUMNS`]: a payload or meta that is not
+/// JSON is [`StoreError::Corrupt`], naming the event.
+pub(crate) fn event(row: &Row<'_>, metas: &mut MetaCache) -> Result<Committed, StoreError> {
     const OP: &str = "query";
-    let get = raw::backend(OP);
-    let id = row.i64(0);
-    let stream = row.text(3).map_err(&get)?.to_owned();
+    let get = backend(OP);
+    let id: i64 = row.get(0).map_err(&get)?;
+    let stream: String = row.get(3).map_err(&get)?;
     let corrupt = |reason: String| StoreError::Corrupt {
         id,
         stream: stream.clone(),
         reason,
     };
-    let data = row.text(2).map_err(|e| corrupt(format!("payload: {e}")))?;
+    let data = text(row, 2).map_err(|e| corrupt(format!("payload: {e}")))?;
     let data = RawValue::from_string(data.to_owned())
         .map_err(|e| corrupt(format!("payload is not JSON: {e}")))?;
     let meta = metas
-        .get(row.text(6).map_err(|e| corrupt(format!("meta: {e}")))?, OP)
+        .get(text(row, 6).map_err(|e| corrupt(format!("meta: {e}")))?, OP)
         .map_err(|e| corrupt(format!("meta: {e}")))?;
     Ok(Committed {
         id,
-        name: row.text(1).map_err(&get)?.to_owned(),
+        name: row.get(1).map_err(&get)?,
         data,
-        version: row.i64(4),
-        created: from_micros(row.i64(5)),
+        version: row.get(4).map_err(&get)?,
+        created: from_micros(row.get(5).map_err(&get)?),
         meta,
         stream,
     })
+}
+
+/// Column `i` as text, borrowed from the row.
+fn text<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str, rusqlite::types::FromSqlError> {
+    row.get_ref(i)
+        .map_err(|e| rusqlite::types::FromSqlError::Other(e.into()))?
+        .as_str()
 }
 
 /// The columns [`position`] reads, in order.
@@ -116,47 +126,19 @@ pub(crate) const STREAM_COLUMNS: &str = "stream, source, source_is_pattern, at, 
      error, priority, leased_by, leased_until, correlated_at";
 
 /// Decodes a `streams` row selected with [`STREAM_COLUMNS`].
-pub(crate) fn position(
-    row: &SqliteRow,
-    operation: &'static str,
-) -> Result<StreamPosition, StoreError> {
-    let get = backend(operation);
-    let retry: i64 = row.try_get(4).map_err(&get)?;
-    let priority: i64 = row.try_get(7).map_err(&get)?;
-    let until: Option<i64> = row.try_get(9).map_err(&get)?;
+pub(crate) fn position(row: &Row<'_>) -> rusqlite::Result<StreamPosition> {
     Ok(StreamPosition {
-        stream: row.try_get(0).map_err(&get)?,
-        source: row.try_get(1).map_err(&get)?,
-        source_is_pattern: row.try_get::<i64, _>(2).map_err(&get)? != 0,
-        at: row.try_get(3).map_err(&get)?,
-        retry: clamp_i32(retry),
-        blocked: row.try_get::<i64, _>(5).map_err(&get)? != 0,
-        error: row.try_get(6).map_err(&get)?,
-        priority: clamp_i32(priority),
-        leased_by: row.try_get(8).map_err(&get)?,
-        leased_until: until.map(from_micros),
-        correlated_at: row.try_get(10).map_err(&get)?,
-    })
-}
-
-/// Decodes a `streams` row selected with [`STREAM_COLUMNS`] (direct read).
-pub(crate) fn position_raw(
-    row: &Run<'_, '_>,
-    operation: &'static str,
-) -> Result<StreamPosition, StoreError> {
-    let get = raw::backend(operation);
-    Ok(StreamPosition {
-        stream: row.text(0).map_err(&get)?.to_owned(),
-        source: row.opt_text(1).map_err(&get)?,
-        source_is_pattern: row.i64(2) != 0,
-        at: row.i64(3),
-        retry: clamp_i32(row.i64(4)),
-        blocked: row.i64(5) != 0,
-        error: row.opt_text(6).map_err(&get)?,
-        priority: clamp_i32(row.i64(7)),
-        leased_by: row.opt_text(8).map_err(&get)?,
-        leased_until: row.opt_i64(9).map(from_micros),
-        correlated_at: row.opt_i64(10),
+        stream: row.get(0)?,
+        source: row.get(1)?,
+        source_is_pattern: row.get::<_, i64>(2)? != 0,
+        at: row.get(3)?,
+        retry: clamp_i32(row.get(4)?),
+        blocked: row.get::<_, i64>(5)? != 0,
+        error: row.get(6)?,
+        priority: clamp_i32(row.get(7)?),
+        leased_by: row.get(8)?,
+        leased_until: row.get::<_, Option<i64>>(9)?.map(from_micros),
+        correlated_at: row.get(10)?,
     })
 }
 

@@ -3,15 +3,19 @@
 //! * [`SqliteStore::open`] a file (created if missing), [`SqliteStore::open_in_memory`] for
 //!   tests, or [`SqliteStore::connect`] with a URL (`sqlite://path/to/app.db`,
 //!   `sqlite::memory:`). Each of them runs [`Store::seed`], so the store is ready to use.
-//! * **Writers never see `SQLITE_BUSY`.** Every write goes through one writer connection
-//!   behind an async mutex, in a `BEGIN IMMEDIATE` transaction: writes queue in the process
-//!   instead of racing for SQLite's lock, so any number of concurrent commits and drains
-//!   succeed. `busy_timeout` (30 s) covers another *process* writing the same file.
+//! * **Never on a tokio worker.** Every connection lives on its own OS thread (see
+//!   `engine.rs`), on [rusqlite](https://docs.rs/rusqlite): a call sends its thread a job and
+//!   awaits the answer, so disk I/O, `fsync` and waiting for another process's lock never
+//!   stall the async runtime. Statements are prepared once per connection and cached.
+//! * **Writers never see `SQLITE_BUSY`.** Every write runs on the one writer thread, in a
+//!   `BEGIN IMMEDIATE` transaction: writes queue in the process instead of racing for
+//!   SQLite's lock, so any number of concurrent commits and drains succeed. `busy_timeout`
+//!   (30 s) covers another *process* (or an app's own connection) writing the same file; the
+//!   writer thread waits, the runtime does not.
 //! * **Reads never wait for writes.** The file is in WAL mode, and queries and listings run on
-//!   a pool of reader connections, each seeing the last committed state.
-//! * **Hot paths skip sqlx's worker thread.** Commit, query, subscribe, claim and ack take the
-//!   connection's handle once per call and run their statements directly, prepared once per
-//!   connection (see `raw.rs`); a query over one stream walks the `(stream, version)` index.
+//!   a pool of reader threads, each seeing the last committed state; a query streams its rows
+//!   to the caller in chunks while it reads, and a query over one stream walks the
+//!   `(stream, version)` index.
 //! * **Durability.** [`Durability::Process`] (the default) is `synchronous = NORMAL`: in WAL
 //!   mode a returned commit is in the WAL (the OS's page cache), so it survives the process
 //!   being killed, even by `SIGKILL`; only an OS crash or power loss can lose the last
@@ -49,22 +53,20 @@
 //! ```
 
 mod codec;
+mod engine;
 mod events;
 mod pattern;
-mod raw;
 mod schema;
 mod subscriptions;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::error::StoreError;
 use crate::model::{Committed, EventId, EventMeta, Message, Version};
@@ -72,11 +74,14 @@ use crate::ports::{
     Lease, Query, Store, StreamFilter, StreamPosition, Subscribed, Subscription, TruncateTarget,
     Truncated,
 };
+use engine::Engine;
 
 /// How long a connection waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Reader connections per file store.
+/// Reader connections (and threads) per file store.
 const READERS: usize = 4;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
 
 /// When a commit is durable (SQLite's `synchronous` in WAL mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,44 +100,26 @@ pub enum Durability {
 ///
 /// Cheap to share: wrap it in an `Arc` (it is `Send + Sync`).
 pub struct SqliteStore {
-    /// The one connection that writes (and, in memory, also reads).
-    writer: Mutex<Option<Writer>>,
-    /// Readers, for a file; `None` in memory (every connection would see its own database).
-    readers: Option<Readers>,
+    engine: Engine,
+    in_memory: bool,
     disposed: AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("in_memory", &self.readers.is_none())
+            .field("in_memory", &self.in_memory)
             .field("disposed", &self.disposed.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
-/// The writer connection and its prepared statements (declared first: they are finalized
-/// before the connection closes).
-struct Writer {
-    stmts: raw::Cache,
-    conn: SqliteConnection,
-}
-
-impl Writer {
-    fn new(conn: SqliteConnection) -> Self {
-        Self {
-            stmts: raw::Cache::default(),
-            conn,
-        }
-    }
-}
-
-/// The reader connections of a file store, each with its prepared statements, opened on
-/// first use.
-struct Readers {
-    options: SqliteConnectOptions,
-    slots: Vec<Mutex<Option<Writer>>>,
-    next: AtomicUsize,
+/// Where a store's database lives.
+enum Location {
+    /// A file (or an SQLite `file:` URI, opened with URI parsing on).
+    File { path: PathBuf, uri: bool },
+    /// A private in-memory database.
+    Memory,
 }
 
 impl SqliteStore {
@@ -146,177 +133,148 @@ impl SqliteStore {
         path: impl AsRef<Path>,
         durability: Durability,
     ) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true);
-        Self::connect_file(options, durability).await
+        let path = path.as_ref().to_path_buf();
+        Self::start(Location::File { path, uri: false }, durability).await
     }
 
     /// A private in-memory database (for tests): gone when the store is dropped.
     pub async fn open_in_memory() -> Result<Self, StoreError> {
-        let options =
-            SqliteConnectOptions::from_str("sqlite::memory:").map_err(codec::backend("connect"))?;
-        Self::connect_memory(options).await
+        Self::start(Location::Memory, Durability::default()).await
     }
 
-    /// Connects with an sqlx SQLite URL: `sqlite://data/app.db` (created if missing),
-    /// `sqlite::memory:`, or with options such as `?mode=ro`.
+    /// Connects with a URL: `sqlite://data/app.db` or `sqlite:data/app.db` (created if
+    /// missing), `sqlite::memory:`, or with SQLite URI parameters such as
+    /// `sqlite://data/app.db?mode=ro` (passed on as a `file:` URI).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = act_runtime::adapters::SqliteStore::connect("sqlite::memory:").await?;
+    /// # Ok::<(), act_runtime::error::StoreError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(codec::backend("connect"))?
-            .create_if_missing(true);
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            Self::connect_memory(options).await
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                StoreError::backend(
+                    "connect",
+                    format!("`{url}` is not an SQLite URL (sqlite://path or sqlite::memory:)"),
+                )
+            })?;
+        let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+        let location = if path == ":memory:" || params.split('&').any(|p| p == "mode=memory") {
+            Location::Memory
+        } else if params.is_empty() {
+            Location::File {
+                path: PathBuf::from(path),
+                uri: false,
+            }
         } else {
-            Self::connect_file(options, Durability::default()).await
-        }
-    }
-
-    fn tune(options: SqliteConnectOptions) -> SqliteConnectOptions {
-        options
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(false)
-            .statement_cache_capacity(256)
-            .disable_statement_logging()
-            // 16 MiB of page cache per connection, reads through a memory map (no `pread`
-            // per page), temporary b-trees (json_each, sorts) in memory.
-            .pragma("cache_size", "-16384")
-            .pragma("mmap_size", "268435456")
-            .pragma("temp_store", "memory")
-    }
-
-    async fn connect_file(
-        options: SqliteConnectOptions,
-        durability: Durability,
-    ) -> Result<Self, StoreError> {
-        let base = Self::tune(options);
-        let writer = base
-            .clone()
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match durability {
-                Durability::Process => SqliteSynchronous::Normal,
-                Durability::Full => SqliteSynchronous::Full,
-            })
-            .connect()
-            .await
-            .map_err(codec::backend("connect"))?;
-        let readers = Readers {
-            options: base.pragma("query_only", "ON"),
-            slots: (0..READERS).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-        };
-        let store = Self {
-            writer: Mutex::new(Some(Writer::new(writer))),
-            readers: Some(readers),
-            disposed: AtomicBool::new(false),
-        };
-        store.seed().await?;
-        Ok(store)
-    }
-
-    async fn connect_memory(options: SqliteConnectOptions) -> Result<Self, StoreError> {
-        let writer = Self::tune(options)
-            .connect()
-            .await
-            .map_err(codec::backend("connect"))?;
-        let store = Self {
-            writer: Mutex::new(Some(Writer::new(writer))),
-            readers: None,
-            disposed: AtomicBool::new(false),
-        };
-        store.seed().await?;
-        Ok(store)
-    }
-
-    /// The writer connection, waiting for the writes queued before this one.
-    async fn writer(&self) -> Result<MappedMutexGuard<'_, Writer>, StoreError> {
-        if self.disposed.load(Ordering::Acquire) {
-            return Err(StoreError::Disposed);
-        }
-        MutexGuard::try_map(self.writer.lock().await, Option::as_mut)
-            .map_err(|_| StoreError::Disposed)
-    }
-
-    /// The writer connection, for sqlx.
-    async fn writer_conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, StoreError> {
-        Ok(MappedMutexGuard::map(self.writer().await?, |w| &mut w.conn))
-    }
-
-    /// Runs `f` on the writer's handle, taken from sqlx's worker thread for the whole call,
-    /// with the writer's prepared statements.
-    async fn with_writer<T>(
-        &self,
-        operation: &'static str,
-        f: impl FnOnce(&mut raw::Cache, raw::Db<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut writer = self.writer().await?;
-        let Writer { stmts, conn } = &mut *writer;
-        let mut locked = conn
-            .lock_handle()
-            .await
-            .map_err(codec::backend(operation))?;
-        f(stmts, raw::Db::new(&mut locked))
-    }
-
-    /// Runs `f` on a reader's handle (the writer's for an in-memory store), with its
-    /// prepared statements.
-    async fn with_reader<T>(
-        &self,
-        operation: &'static str,
-        f: impl FnOnce(&mut raw::Cache, raw::Db<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut reader = self.reader(operation).await?;
-        let Writer { stmts, conn } = &mut *reader;
-        let mut locked = conn
-            .lock_handle()
-            .await
-            .map_err(codec::backend(operation))?;
-        f(stmts, raw::Db::new(&mut locked))
-    }
-
-    /// A connection to read with: a free reader (opened on first use), or the writer for an
-    /// in-memory store.
-    async fn reader(
-        &self,
-        operation: &'static str,
-    ) -> Result<MappedMutexGuard<'_, Writer>, StoreError> {
-        let Some(readers) = &self.readers else {
-            return self.writer().await;
-        };
-        if self.disposed.load(Ordering::Acquire) {
-            return Err(StoreError::Disposed);
-        }
-        let free = readers.slots.iter().find_map(|s| s.try_lock().ok());
-        let mut slot = match free {
-            Some(slot) => slot,
-            None => {
-                let i = readers.next.fetch_add(1, Ordering::Relaxed) % readers.slots.len();
-                readers.slots[i].lock().await
+            Location::File {
+                path: PathBuf::from(format!("file:{path}?{params}")),
+                uri: true,
             }
         };
-        if self.disposed.load(Ordering::Acquire) {
-            return Err(StoreError::Disposed);
-        }
-        if slot.is_none() {
-            let conn = readers
-                .options
-                .connect()
-                .await
-                .map_err(codec::backend(operation))?;
-            *slot = Some(Writer::new(conn));
-        }
-        MutexGuard::try_map(slot, Option::as_mut).map_err(|_| StoreError::Disposed)
+        Self::start(location, Durability::default()).await
     }
+
+    async fn start(location: Location, durability: Durability) -> Result<Self, StoreError> {
+        let in_memory = matches!(location, Location::Memory);
+        let engine = match location {
+            Location::Memory => Engine::start(open_memory, 0, || unreachable!()).await?,
+            Location::File { path, uri } => {
+                let reader_path = path.clone();
+                Engine::start(
+                    move || open_writer(&path, uri, durability),
+                    READERS,
+                    move || open_reader(&reader_path, uri),
+                )
+                .await?
+            }
+        };
+        let store = Self {
+            engine,
+            in_memory,
+            disposed: AtomicBool::new(false),
+        };
+        store.seed().await?;
+        Ok(store)
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.disposed.load(Ordering::Acquire) {
+            Err(StoreError::Disposed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Per-connection settings: the busy timeout, the statement cache, 16 MiB of page cache,
+/// reads through a memory map (no `pread` per page), temporary b-trees (json_each, sorts)
+/// in memory.
+fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "cache_size", -16384)?;
+    conn.pragma_update(None, "mmap_size", 268_435_456)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+}
+
+fn flags(uri: bool) -> OpenFlags {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if uri {
+        flags |= OpenFlags::SQLITE_OPEN_URI;
+    }
+    flags
+}
+
+fn open_memory() -> Result<Connection, StoreError> {
+    let err = codec::backend("open");
+    let conn = Connection::open_in_memory().map_err(&err)?;
+    tune(&conn).map_err(&err)?;
+    Ok(conn)
+}
+
+fn open_writer(path: &Path, uri: bool, durability: Durability) -> Result<Connection, StoreError> {
+    let err = codec::backend("open");
+    let conn = Connection::open_with_flags(path, flags(uri)).map_err(&err)?;
+    tune(&conn).map_err(&err)?;
+    // Read back: a read-only file or a memory URI stays in its own journal mode.
+    let _: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(&err)?;
+    let synchronous = match durability {
+        Durability::Process => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(&err)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path, uri: bool) -> Result<Connection, StoreError> {
+    let err = codec::backend("open");
+    let conn = Connection::open_with_flags(path, flags(uri)).map_err(&err)?;
+    tune(&conn).map_err(&err)?;
+    conn.pragma_update(None, "query_only", "ON").map_err(&err)?;
+    Ok(conn)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn seed(&self) -> Result<(), StoreError> {
-        schema::seed(&mut *self.writer_conn().await?).await
+        self.check()?;
+        self.engine.write("seed", schema::seed).await
     }
 
     async fn drop_all(&self) -> Result<(), StoreError> {
-        events::drop_all(&mut *self.writer_conn().await?).await
+        self.check()?;
+        self.engine.write("drop", events::drop_all).await
     }
 
     async fn commit(
@@ -340,28 +298,34 @@ impl Store for SqliteStore {
         expected_version: Option<Version>,
         marks: &[(usize, Subscription)],
     ) -> Result<Vec<Committed>, StoreError> {
+        self.check()?;
         let meta_json = events::meta_json(stream, msgs, meta)?;
         subscriptions::validate_subs(marks.iter().map(|(_, s)| s))?;
-        self.with_writer("commit", |stmts, db| {
-            raw::immediate(stmts, db, "commit", |stmts| {
+        let stream = stream.to_owned();
+        let msgs = msgs.to_vec();
+        let meta = Arc::new(meta.clone());
+        let marks = marks.to_vec();
+        self.engine
+            .write("commit", move |conn| {
+                let tx = subscriptions::immediate(conn, "commit")?;
                 let committed =
-                    events::commit_in(stmts, db, stream, msgs, meta, &meta_json, expected_version)?;
+                    events::commit_in(&tx, &stream, msgs, meta, &meta_json, expected_version)?;
                 if !marks.is_empty() {
                     let subs: Vec<Subscription> = marks
-                        .iter()
+                        .into_iter()
                         .filter_map(|(i, sub)| {
-                            committed.get(*i).map(|e| Subscription {
+                            committed.get(i).map(|e| Subscription {
                                 correlated_at: Some(e.id),
-                                ..sub.clone()
+                                ..sub
                             })
                         })
                         .collect();
-                    subscriptions::subscribe_in(stmts, db, &subs, None)?;
+                    subscriptions::subscribe_in(&tx, &subs, None)?;
                 }
+                tx.commit().map_err(codec::backend("commit"))?;
                 Ok(committed)
             })
-        })
-        .await
+            .await
     }
 
     async fn query(
@@ -369,9 +333,16 @@ impl Store for SqliteStore {
         query: &Query,
         sink: &mut (dyn for<'e> FnMut(&'e Committed) + Send),
     ) -> Result<usize, StoreError> {
+        self.check()?;
         // Invalid queries fail before a connection is taken.
         events::validate_query(query)?;
-        self.with_reader("query", |stmts, db| events::query(stmts, db, query, sink))
+        let query = query.clone();
+        self.engine
+            .read_events(
+                "query",
+                move |conn, emit| events::query(conn, &query, emit),
+                sink,
+            )
             .await
     }
 
@@ -380,10 +351,13 @@ impl Store for SqliteStore {
         subs: &[Subscription],
         checkpoint: Option<EventId>,
     ) -> Result<Subscribed, StoreError> {
-        self.with_writer("subscribe", |stmts, db| {
-            subscriptions::subscribe(stmts, db, subs, checkpoint)
-        })
-        .await
+        self.check()?;
+        let subs = subs.to_vec();
+        self.engine
+            .write("subscribe", move |conn| {
+                subscriptions::subscribe(conn, &subs, checkpoint)
+            })
+            .await
     }
 
     async fn claim(
@@ -393,62 +367,80 @@ impl Store for SqliteStore {
         by: &str,
         lease: Duration,
     ) -> Result<Vec<Lease>, StoreError> {
-        self.with_writer("claim", |stmts, db| {
-            subscriptions::claim(stmts, db, lagging, leading, by, lease)
-        })
-        .await
+        self.check()?;
+        let by = by.to_owned();
+        self.engine
+            .write("claim", move |conn| {
+                subscriptions::claim(conn, lagging, leading, &by, lease)
+            })
+            .await
     }
 
     async fn ack(&self, leases: &[Lease]) -> Result<Vec<Lease>, StoreError> {
-        self.with_writer("ack", |stmts, db| subscriptions::ack(stmts, db, leases))
+        self.check()?;
+        let leases = leases.to_vec();
+        self.engine
+            .write("ack", move |conn| subscriptions::ack(conn, &leases))
             .await
     }
 
     async fn block(&self, leases: &[(Lease, String)]) -> Result<Vec<StreamPosition>, StoreError> {
-        subscriptions::block(&mut *self.writer_conn().await?, leases).await
+        self.check()?;
+        let leases = leases.to_vec();
+        self.engine
+            .write("block", move |conn| subscriptions::block(conn, &leases))
+            .await
     }
 
     async fn reset(&self, streams: &[String]) -> Result<usize, StoreError> {
-        subscriptions::reset(&mut *self.writer_conn().await?, streams).await
+        self.check()?;
+        let streams = streams.to_vec();
+        self.engine
+            .write("reset", move |conn| subscriptions::reset(conn, &streams))
+            .await
     }
 
     async fn unblock(&self, streams: &[String]) -> Result<usize, StoreError> {
-        subscriptions::unblock(&mut *self.writer_conn().await?, streams).await
+        self.check()?;
+        let streams = streams.to_vec();
+        self.engine
+            .write("unblock", move |conn| {
+                subscriptions::unblock(conn, &streams)
+            })
+            .await
     }
 
     async fn query_streams(
         &self,
         filter: &StreamFilter,
     ) -> Result<Vec<StreamPosition>, StoreError> {
-        subscriptions::query_streams(&mut self.reader("query_streams").await?.conn, filter).await
+        self.check()?;
+        let filter = filter.clone();
+        self.engine
+            .read("query_streams", move |conn| {
+                subscriptions::query_streams(conn, &filter)
+            })
+            .await
     }
 
     async fn truncate(
         &self,
         targets: &[TruncateTarget],
     ) -> Result<HashMap<String, Truncated>, StoreError> {
-        events::truncate(&mut *self.writer_conn().await?, targets).await
+        self.check()?;
+        let targets = targets.to_vec();
+        self.engine
+            .write("truncate", move |conn| events::truncate(conn, &targets))
+            .await
     }
 
+    /// Waits for the calls in flight, then closes every connection (the last one to close
+    /// checkpoints the WAL). Every call after this one is [`StoreError::Disposed`].
     async fn dispose(&self) -> Result<(), StoreError> {
         if self.disposed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if let Some(readers) = &self.readers {
-            for slot in &readers.slots {
-                let reader = slot.lock().await.take();
-                if let Some(Writer { mut stmts, conn }) = reader {
-                    stmts.clear();
-                    conn.close().await.map_err(codec::backend("dispose"))?;
-                }
-            }
-        }
-        // Waits for the writes in flight; the last connection to close checkpoints the WAL.
-        let writer = self.writer.lock().await.take();
-        if let Some(Writer { mut stmts, conn }) = writer {
-            stmts.clear();
-            conn.close().await.map_err(codec::backend("dispose"))?;
-        }
+        self.engine.close().await;
         Ok(())
     }
 }

@@ -19,7 +19,7 @@
 //! `.` and `GLOB`'s `?` and `*` all match a line break too (the in-memory oracle compiles
 //! patterns with `dot_matches_new_line`, as PostgreSQL's `~` behaves).
 
-use sqlx::{QueryBuilder, Sqlite};
+use rusqlite::types::Value;
 
 use crate::error::{StoreError, ValidationError};
 use crate::ports::StreamMatch;
@@ -54,26 +54,28 @@ pub(crate) fn stream_match(m: &StreamMatch, target: &str, path: &str) -> Result<
     })
 }
 
-/// Pushes the condition "`column` matches `m`" with bound parameters; a pattern outside the
-/// portable grammar is [`StoreError::Invalid`] (`target` and `path` name the input).
+/// Appends the condition "`column` matches `m`" to `sql`, its parameter to `params`; a
+/// pattern outside the portable grammar is [`StoreError::Invalid`] (`target` and `path` name
+/// the input).
 pub(crate) fn push_stream_match(
-    qb: &mut QueryBuilder<Sqlite>,
+    sql: &mut String,
+    params: &mut Vec<Value>,
     column: &'static str,
     m: &StreamMatch,
     target: &str,
     path: &str,
 ) -> Result<(), StoreError> {
-    match stream_match(m, target, path)? {
+    let (op, param) = match stream_match(m, target, path)? {
         Cond::Nothing => {
-            qb.push("0");
+            sql.push('0');
+            return Ok(());
         }
-        Cond::Eq(s) => {
-            qb.push(column).push(" = ").push_bind(s);
-        }
-        Cond::Glob(g) => {
-            qb.push(column).push(" GLOB ").push_bind(g);
-        }
-    }
+        Cond::Eq(s) => (" = ?", s),
+        Cond::Glob(g) => (" GLOB ?", g),
+    };
+    sql.push_str(column);
+    sql.push_str(op);
+    params.push(Value::Text(param));
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use sqlx::{Row, SqliteConnection};
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::backend;
 use crate::error::StoreError;
@@ -117,55 +117,49 @@ const TABLES: &[Table] = &[
 ];
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// Creates the tables and indexes that are missing and adds missing columns, in one
-/// transaction on the writer connection. Safe to run on every boot and concurrently with
-/// other processes (the transaction is `IMMEDIATE`).
-pub(crate) async fn seed(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+/// transaction on the writer connection, then records [`VERSION`]; a file already at this
+/// version is left alone (no DDL, no write lock). Safe to run on every boot and concurrently
+/// with other processes (the transaction is `IMMEDIATE`, and every statement is idempotent).
+pub(crate) fn seed(conn: &mut Connection) -> Result<(), StoreError> {
     let err = backend("seed");
-    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
-        .await
+    // A file this code (or a newer one) seeded needs nothing: no DDL, no write lock.
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(&err)?;
+    if current >= VERSION {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(&err)?;
     for table in TABLES {
-        sqlx::query(table.create)
-            .execute(&mut *tx)
-            .await
-            .map_err(&err)?;
-        let existing: HashSet<String> = sqlx::query("SELECT name FROM pragma_table_info(?)")
-            .bind(table.name)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&err)?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()
+        tx.execute(table.create, []).map_err(&err)?;
+        let existing: HashSet<String> = tx
+            .prepare("SELECT name FROM pragma_table_info(?)")
+            .and_then(|mut s| {
+                s.query_map([table.name], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()
+            })
             .map_err(&err)?;
         for (column, decl) in table.columns {
             if !existing.contains(*column) {
                 tracing::info!(table = table.name, column, "sqlite store: adding column");
                 let sql = format!("ALTER TABLE {} ADD COLUMN {column} {decl}", table.name);
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(&err)?;
+                tx.execute(&sql, []).map_err(&err)?;
             }
         }
         for index in table.obsolete {
-            let sql = format!("DROP INDEX IF EXISTS {index}");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *tx)
-                .await
+            tx.execute(&format!("DROP INDEX IF EXISTS {index}"), [])
                 .map_err(&err)?;
         }
         for index in table.indexes {
-            sqlx::query(*index).execute(&mut *tx).await.map_err(&err)?;
+            tx.execute(index, []).map_err(&err)?;
         }
     }
-    let sql = format!("PRAGMA user_version = {VERSION}");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *tx)
-        .await
+    tx.pragma_update(None, "user_version", VERSION)
         .map_err(&err)?;
-    tx.commit().await.map_err(&err)
+    tx.commit().map_err(&err)
 }

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::codec::{self, STREAM_COLUMNS, backend, no_nul};
 use super::pattern::{self, push_stream_match};
-use super::raw::{self, Arg, Db};
 use crate::error::StoreError;
 use crate::model::EventId;
 use crate::ports::{Lease, StreamFilter, StreamPosition, Subscribed, Subscription};
@@ -34,89 +34,95 @@ pub(crate) fn validate_subs<'a>(
 
 /// Registers targets and raises the checkpoint, in one transaction.
 pub(crate) fn subscribe(
-    cache: &mut raw::Cache,
-    db: Db<'_>,
+    conn: &mut Connection,
     subs: &[Subscription],
     checkpoint: Option<EventId>,
 ) -> Result<Subscribed, StoreError> {
     validate_subs(subs)?;
-    let err = raw::backend("subscribe");
-    raw::immediate(cache, db, "subscribe", |cache| {
-        let subscribed = subscribe_in(cache, db, subs, checkpoint)?;
-        let watermark = cache
-            .get(db, WATERMARK_SQL)
-            .and_then(|s| s.run(db, &[])?.scalar())
-            .map_err(&err)?
-            .unwrap_or(-1);
-        let checkpoint = cache
-            .get(db, "SELECT at FROM correlated WHERE key = ''")
-            .and_then(|s| s.run(db, &[])?.scalar())
-            .map_err(&err)?;
-        Ok(Subscribed {
-            subscribed,
-            watermark,
-            checkpoint,
-        })
+    let err = backend("subscribe");
+    let tx = immediate(conn, "subscribe")?;
+    let subscribed = subscribe_in(&tx, subs, checkpoint)?;
+    let watermark = tx
+        .prepare_cached(WATERMARK_SQL)
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(&err)?;
+    let checkpoint = tx
+        .prepare_cached("SELECT at FROM correlated WHERE key = ''")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .map_err(&err)?;
+    tx.commit().map_err(&err)?;
+    Ok(Subscribed {
+        subscribed,
+        watermark,
+        checkpoint,
     })
+}
+
+/// Opens a `BEGIN IMMEDIATE` transaction (rolled back when dropped uncommitted).
+pub(crate) fn immediate<'c>(
+    conn: &'c mut Connection,
+    operation: &'static str,
+) -> Result<Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend(operation))
 }
 
 /// Upserts `subs` (validated by the caller) and raises the checkpoint inside the caller's
 /// transaction; returns how many rows were new.
 pub(crate) fn subscribe_in(
-    cache: &mut raw::Cache,
-    db: Db<'_>,
+    conn: &Connection,
     subs: &[Subscription],
     checkpoint: Option<EventId>,
 ) -> Result<usize, StoreError> {
-    let err = raw::backend("subscribe");
+    let err = backend("subscribe");
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO streams (stream, source, source_is_pattern, priority, correlated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO NOTHING",
+        )
+        .map_err(&err)?;
+    // An existing row keeps the higher priority and mark, and takes the new source.
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE streams SET priority = max(priority, ?1), \
+             correlated_at = CASE WHEN ?2 IS NULL THEN correlated_at \
+                 WHEN correlated_at IS NULL THEN ?2 ELSE max(correlated_at, ?2) END, \
+             source = ?3, source_is_pattern = ?4 \
+             WHERE stream = ?5",
+        )
+        .map_err(&err)?;
     let mut subscribed = 0;
     for s in subs {
-        let inserted = cache
-            .execute(
-                db,
-                "INSERT INTO streams (stream, source, source_is_pattern, priority, correlated_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO NOTHING",
-                &[
-                    Arg::Text(&s.stream),
-                    s.source.as_ref().into(),
-                    Arg::Int(i64::from(s.source_is_pattern)),
-                    Arg::Int(i64::from(s.priority)),
-                    s.correlated_at.into(),
-                ],
-            )
+        let inserted = insert
+            .execute(params![
+                s.stream,
+                s.source,
+                s.source_is_pattern,
+                s.priority,
+                s.correlated_at
+            ])
             .map_err(&err)?;
         if inserted > 0 {
             subscribed += 1;
             continue;
         }
-        // An existing row keeps the higher priority and mark, and takes the new source.
-        cache
-            .execute(
-                db,
-                "UPDATE streams SET priority = max(priority, ?1), \
-                 correlated_at = CASE WHEN ?2 IS NULL THEN correlated_at \
-                     WHEN correlated_at IS NULL THEN ?2 ELSE max(correlated_at, ?2) END, \
-                 source = ?3, source_is_pattern = ?4 \
-                 WHERE stream = ?5",
-                &[
-                    Arg::Int(i64::from(s.priority)),
-                    s.correlated_at.into(),
-                    s.source.as_ref().into(),
-                    Arg::Int(i64::from(s.source_is_pattern)),
-                    Arg::Text(&s.stream),
-                ],
-            )
+        update
+            .execute(params![
+                s.priority,
+                s.correlated_at,
+                s.source,
+                s.source_is_pattern,
+                s.stream
+            ])
             .map_err(&err)?;
     }
     if let Some(at) = checkpoint {
-        cache
-            .execute(
-                db,
-                "INSERT INTO correlated (key, at) VALUES ('', ?) \
-                 ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)",
-                &[Arg::Int(at)],
-            )
-            .map_err(&err)?;
+        conn.prepare_cached(
+            "INSERT INTO correlated (key, at) VALUES ('', ?) \
+             ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)",
+        )
+        .and_then(|mut s| s.execute([at]))
+        .map_err(&err)?;
     }
     Ok(subscribed)
 }
@@ -148,37 +154,24 @@ pub(super) const WATERMARK_SQL: &str = "SELECT COALESCE(MAX(at), -1) FROM stream
 
 /// Selects up to `limit` eligible streams with `sql`, excluding `taken`.
 fn candidates(
-    cache: &mut raw::Cache,
-    db: Db<'_>,
+    conn: &Connection,
     sql: &'static str,
     now: i64,
     limit: usize,
     taken: &[String],
-) -> Result<Vec<String>, raw::RawError> {
+) -> rusqlite::Result<Vec<String>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
     let json = serde_json::to_string(taken).unwrap_or_else(|_| "[]".to_owned());
-    let stmt = cache.get(db, sql)?;
-    let mut run = stmt.run(
-        db,
-        &[
-            Arg::Int(now),
-            Arg::Text(&json),
-            Arg::Int(codec::count(limit)),
-        ],
-    )?;
-    let mut out = Vec::new();
-    while run.step()? {
-        out.push(run.text(0)?.to_owned());
-    }
-    Ok(out)
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![now, json, codec::count(limit)], |r| r.get(0))?;
+    rows.collect()
 }
 
 /// Claims rows on both frontiers and leases them, in one transaction.
 pub(crate) fn claim(
-    cache: &mut raw::Cache,
-    db: Db<'_>,
+    conn: &mut Connection,
     lagging: usize,
     leading: usize,
     by: &str,
@@ -187,7 +180,7 @@ pub(crate) fn claim(
     if lagging == 0 && leading == 0 {
         return Ok(Vec::new());
     }
-    let err = raw::backend("claim");
+    let err = backend("claim");
     let now = codec::micros(chrono::Utc::now());
     let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
     let fair = if lagging >= 2 {
@@ -195,130 +188,113 @@ pub(crate) fn claim(
     } else {
         0
     };
-    raw::immediate(cache, db, "claim", |cache| {
-        let mut lag = candidates(cache, db, LAGGING_SQL, now, lagging - fair, &[]).map_err(&err)?;
-        let reserve = candidates(cache, db, LOWEST_SQL, now, fair, &lag).map_err(&err)?;
-        lag.extend(reserve);
-        let lead = candidates(cache, db, LEADING_SQL, now, leading, &lag).map_err(&err)?;
-        let mut leases = Vec::with_capacity(lag.len() + lead.len());
-        let update = cache
-            .get(
-                db,
+    let tx = immediate(conn, "claim")?;
+    let mut lag = candidates(&tx, LAGGING_SQL, now, lagging - fair, &[]).map_err(&err)?;
+    let reserve = candidates(&tx, LOWEST_SQL, now, fair, &lag).map_err(&err)?;
+    lag.extend(reserve);
+    let lead = candidates(&tx, LEADING_SQL, now, leading, &lag).map_err(&err)?;
+    let mut leases = Vec::with_capacity(lag.len() + lead.len());
+    {
+        let mut update = tx
+            .prepare_cached(&format!(
                 "UPDATE streams SET leased_by = ?, leased_until = ?, retry = retry + 1 \
-                 WHERE stream = ? RETURNING stream, source, source_is_pattern, at, retry, \
-                 blocked, error, priority, leased_by, leased_until, correlated_at",
-            )
+                 WHERE stream = ? RETURNING {STREAM_COLUMNS}"
+            ))
             .map_err(&err)?;
         for (streams, lagging) in [(&lag, true), (&lead, false)] {
             for stream in streams {
-                let mut run = update
-                    .run(db, &[Arg::Text(by), Arg::Int(until), Arg::Text(stream)])
-                    .map_err(&err)?;
-                if !run.step().map_err(&err)? {
-                    return Err(StoreError::backend(
-                        "claim",
-                        format!("claimed stream `{stream}` vanished"),
-                    ));
-                }
-                let position = codec::position_raw(&run, "claim")?;
-                // Finish the statement before the next one.
-                while run.step().map_err(&err)? {}
+                let position = update
+                    .query_row(params![by, until, stream], codec::position)
+                    .optional()
+                    .map_err(&err)?
+                    .ok_or_else(|| {
+                        StoreError::backend("claim", format!("claimed stream `{stream}` vanished"))
+                    })?;
                 leases.push(codec::lease(position, lagging));
             }
         }
-        Ok(leases)
-    })
+    }
+    tx.commit().map_err(&err)?;
+    Ok(leases)
 }
 
 /// Acks the leases still held by their holders.
-pub(crate) fn ack(
-    cache: &mut raw::Cache,
-    db: Db<'_>,
-    leases: &[Lease],
-) -> Result<Vec<Lease>, StoreError> {
+pub(crate) fn ack(conn: &mut Connection, leases: &[Lease]) -> Result<Vec<Lease>, StoreError> {
     if leases.is_empty() {
         return Ok(Vec::new());
     }
-    let err = raw::backend("ack");
-    raw::immediate(cache, db, "ack", |cache| {
-        let mut acked = Vec::new();
-        for l in leases {
-            let n = match l.due {
-                // Deferred: the holder keeps the row until due; the retry count is the
-                // lease's (the failures of the event it stopped at).
-                Some(due) => cache.execute(
-                    db,
+    let err = backend("ack");
+    let tx = immediate(conn, "ack")?;
+    let mut acked = Vec::new();
+    for l in leases {
+        let n = match l.due {
+            // Deferred: the holder keeps the row until due; the retry count is the lease's
+            // (the failures of the event it stopped at).
+            Some(due) => tx
+                .prepare_cached(
                     "UPDATE streams SET at = ?, retry = ?, leased_until = ? \
                      WHERE stream = ? AND leased_by = ?",
-                    &[
-                        Arg::Int(l.at),
-                        Arg::Int(i64::from(l.retry)),
-                        Arg::Int(codec::micros(due)),
-                        Arg::Text(&l.stream),
-                        Arg::Text(&l.by),
-                    ],
-                ),
-                None => cache.execute(
-                    db,
+                )
+                .and_then(|mut s| {
+                    s.execute(params![l.at, l.retry, codec::micros(due), l.stream, l.by])
+                }),
+            None => tx
+                .prepare_cached(
                     "UPDATE streams SET at = ?, retry = -1, leased_by = NULL, \
                      leased_until = NULL WHERE stream = ? AND leased_by = ?",
-                    &[Arg::Int(l.at), Arg::Text(&l.stream), Arg::Text(&l.by)],
-                ),
-            }
-            .map_err(&err)?;
-            if n > 0 {
-                acked.push(l.clone());
-            } else {
-                tracing::warn!(
-                    stream = %l.stream,
-                    by = %l.by,
-                    "ack dropped: the lease is not held by its holder any more"
-                );
-            }
+                )
+                .and_then(|mut s| s.execute(params![l.at, l.stream, l.by])),
         }
-        Ok(acked)
-    })
+        .map_err(&err)?;
+        if n > 0 {
+            acked.push(l.clone());
+        } else {
+            tracing::warn!(
+                stream = %l.stream,
+                by = %l.by,
+                "ack dropped: the lease is not held by its holder any more"
+            );
+        }
+    }
+    tx.commit().map_err(&err)?;
+    Ok(acked)
 }
 
 /// Blocks the leased rows still held by their holders and not yet blocked, moving each
 /// row's watermark to its lease's `at` (the progress made before the failure).
-pub(crate) async fn block(
-    conn: &mut SqliteConnection,
+pub(crate) fn block(
+    conn: &mut Connection,
     leases: &[(Lease, String)],
 ) -> Result<Vec<StreamPosition>, StoreError> {
     if leases.is_empty() {
         return Ok(Vec::new());
     }
     let err = backend("block");
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
-        .await
-        .map_err(&err)?;
-    let sql = format!(
-        "UPDATE streams SET blocked = 1, error = ?, at = ?, leased_by = NULL, \
-         leased_until = NULL WHERE stream = ? AND leased_by = ? AND blocked = 0 \
-         RETURNING {STREAM_COLUMNS}"
-    );
+    let tx = immediate(conn, "block")?;
     let mut blocked = Vec::new();
-    for (l, error) in leases {
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(error)
-            .bind(l.at)
-            .bind(&l.stream)
-            .bind(&l.by)
-            .fetch_optional(&mut *tx)
-            .await
+    {
+        let mut update = tx
+            .prepare_cached(&format!(
+                "UPDATE streams SET blocked = 1, error = ?, at = ?, leased_by = NULL, \
+                 leased_until = NULL WHERE stream = ? AND leased_by = ? AND blocked = 0 \
+                 RETURNING {STREAM_COLUMNS}"
+            ))
             .map_err(&err)?;
-        if let Some(row) = row {
-            blocked.push(codec::position(&row, "block")?);
+        for (l, error) in leases {
+            let row = update
+                .query_row(params![error, l.at, l.stream, l.by], codec::position)
+                .optional()
+                .map_err(&err)?;
+            blocked.extend(row);
         }
     }
-    tx.commit().await.map_err(&err)?;
+    tx.commit().map_err(&err)?;
     Ok(blocked)
 }
 
 /// Runs `update` on the rows named in `streams`; returns how many it changed.
-async fn update_named(
-    conn: &mut SqliteConnection,
+fn update_named(
+    conn: &Connection,
     operation: &'static str,
     update: &'static str,
     streams: &[String],
@@ -326,22 +302,12 @@ async fn update_named(
     if streams.is_empty() {
         return Ok(0);
     }
-    let err = backend(operation);
     let json = serde_json::to_string(streams).map_err(|e| StoreError::backend(operation, e))?;
-    let n = sqlx::query(update)
-        .bind(json)
-        .execute(&mut *conn)
-        .await
-        .map_err(&err)?
-        .rows_affected();
-    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    conn.execute(update, [json]).map_err(backend(operation))
 }
 
 /// Rewinds rows to `at = -1` and clears their blocks, errors and leases.
-pub(crate) async fn reset(
-    conn: &mut SqliteConnection,
-    streams: &[String],
-) -> Result<usize, StoreError> {
+pub(crate) fn reset(conn: &Connection, streams: &[String]) -> Result<usize, StoreError> {
     update_named(
         conn,
         "reset",
@@ -350,14 +316,10 @@ pub(crate) async fn reset(
          WHERE stream IN (SELECT value FROM json_each(?))",
         streams,
     )
-    .await
 }
 
 /// Unblocks blocked rows, keeping their watermark.
-pub(crate) async fn unblock(
-    conn: &mut SqliteConnection,
-    streams: &[String],
-) -> Result<usize, StoreError> {
+pub(crate) fn unblock(conn: &Connection, streams: &[String]) -> Result<usize, StoreError> {
     update_named(
         conn,
         "unblock",
@@ -366,34 +328,40 @@ pub(crate) async fn unblock(
          WHERE blocked = 1 AND stream IN (SELECT value FROM json_each(?))",
         streams,
     )
-    .await
 }
 
 /// Lists rows by stream name.
-pub(crate) async fn query_streams(
-    conn: &mut SqliteConnection,
+pub(crate) fn query_streams(
+    conn: &Connection,
     filter: &StreamFilter,
 ) -> Result<Vec<StreamPosition>, StoreError> {
     let err = backend("query_streams");
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
-    qb.push(STREAM_COLUMNS).push(" FROM streams WHERE 1 = 1");
+    let mut sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE 1 = 1");
+    let mut params: Vec<Value> = Vec::new();
     if let Some(m) = &filter.stream {
-        qb.push(" AND ");
-        push_stream_match(&mut qb, "stream", m, "stream filter", "/stream")?;
+        sql.push_str(" AND ");
+        push_stream_match(
+            &mut sql,
+            &mut params,
+            "stream",
+            m,
+            "stream filter",
+            "/stream",
+        )?;
     }
     if let Some(blocked) = filter.blocked {
-        qb.push(" AND blocked = ").push_bind(i64::from(blocked));
+        sql.push_str(" AND blocked = ?");
+        params.push(Value::Integer(i64::from(blocked)));
     }
     if let Some(after) = &filter.after {
-        qb.push(" AND stream > ").push_bind(after.clone());
+        sql.push_str(" AND stream > ?");
+        params.push(Value::Text(after.clone()));
     }
-    qb.push(" ORDER BY stream ASC LIMIT ")
-        .push_bind(codec::count(filter.limit.unwrap_or(100)));
-    qb.build()
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(&err)?
-        .iter()
-        .map(|r| codec::position(r, "query_streams"))
-        .collect()
+    sql.push_str(" ORDER BY stream ASC LIMIT ?");
+    params.push(Value::Integer(codec::count(filter.limit.unwrap_or(100))));
+    let mut stmt = conn.prepare_cached(&sql).map_err(&err)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), codec::position)
+        .map_err(&err)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(&err)
 }

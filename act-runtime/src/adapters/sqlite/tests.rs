@@ -9,7 +9,6 @@ use std::sync::atomic::AtomicUsize;
 use chrono::{DateTime, TimeZone, Utc};
 use regex::RegexBuilder;
 use serde_json::value::to_raw_value;
-use sqlx::Row;
 
 use super::*;
 use crate::model::Actor;
@@ -289,12 +288,7 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
     let db = TempDb::new("upgrade");
     {
         // An older schema: no meta column, a subscription table without marks.
-        let mut conn = SqliteConnectOptions::new()
-            .filename(&db.0)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .unwrap();
+        let conn = Connection::open(&db.0).unwrap();
         for sql in [
             "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, \
              data TEXT NOT NULL, stream TEXT NOT NULL, version INTEGER NOT NULL, \
@@ -304,9 +298,9 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
             "CREATE TABLE streams (stream TEXT PRIMARY KEY, source TEXT, at INTEGER DEFAULT -1)",
             "INSERT INTO streams (stream) VALUES ('old-target')",
         ] {
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
+            conn.execute(sql, []).unwrap();
         }
-        conn.close().await.unwrap();
+        conn.close().unwrap();
     }
     let store = SqliteStore::open(&db.0).await.unwrap();
     store.seed().await.unwrap();
@@ -348,19 +342,21 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
 }
 
 /// The query plan of `sql` (`EXPLAIN QUERY PLAN`), one detail per line.
-async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
+fn plan(conn: &Connection, sql: &str) -> String {
     let explain = format!("EXPLAIN QUERY PLAN {sql}");
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
-    if sql.contains("?1") {
-        q = q.bind(0_i64).bind("[\"x\"]").bind(10_i64);
-    }
-    q.fetch_all(&mut *conn)
-        .await
+    let mut stmt = conn.prepare(&explain).unwrap();
+    let details = if sql.contains("?1") {
+        stmt.query_map(rusqlite::params![0_i64, "[\"x\"]", 10_i64], |r| {
+            r.get::<_, String>("detail")
+        })
         .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>("detail"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect::<rusqlite::Result<Vec<_>>>()
+    } else {
+        stmt.query_map([], |r| r.get::<_, String>("detail"))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+    };
+    details.unwrap().join("\n")
 }
 
 #[tokio::test]
@@ -368,12 +364,7 @@ async fn claims_walk_their_partial_indexes_in_order() {
     let db = TempDb::new("plan");
     {
         // An older schema's claim index, which made claims walk every unblocked row.
-        let mut conn = SqliteConnectOptions::new()
-            .filename(&db.0)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .unwrap();
+        let conn = Connection::open(&db.0).unwrap();
         for sql in [
             "CREATE TABLE streams (stream TEXT PRIMARY KEY NOT NULL, source TEXT, \
              source_is_pattern INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL DEFAULT -1, \
@@ -383,9 +374,9 @@ async fn claims_walk_their_partial_indexes_in_order() {
             "CREATE INDEX streams_claim ON streams (blocked, priority DESC, at)",
             "CREATE INDEX streams_work ON streams (at) WHERE blocked = 0 AND at < correlated_at",
         ] {
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
+            conn.execute(sql, []).unwrap();
         }
-        conn.close().await.unwrap();
+        conn.close().unwrap();
     }
     let store = SqliteStore::open(&db.0).await.unwrap();
     store.seed().await.unwrap();
@@ -399,21 +390,17 @@ async fn claims_walk_their_partial_indexes_in_order() {
     store.subscribe(&subs, None).await.unwrap();
     store.dispose().await.unwrap();
 
-    let mut conn = SqliteConnectOptions::new()
-        .filename(&db.0)
-        .connect()
-        .await
+    let conn = Connection::open(&db.0).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'streams' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
         .unwrap();
-    let indexes: Vec<String> = sqlx::query(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'streams' \
-         AND name NOT LIKE 'sqlite_%' ORDER BY name",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get::<String, _>(0))
-    .collect();
     assert_eq!(
         indexes,
         [
@@ -429,19 +416,19 @@ async fn claims_walk_their_partial_indexes_in_order() {
         (subscriptions::LOWEST_SQL, "streams_lowest"),
         (subscriptions::LEADING_SQL, "streams_leading"),
     ] {
-        let plan = plan(&mut conn, sql).await;
+        let plan = plan(&conn, sql);
         assert!(
             plan.contains(&format!("USING INDEX {index}")),
             "{index} unused:\n{plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "the claim sorts:\n{plan}");
     }
-    let plan = plan(&mut conn, subscriptions::WATERMARK_SQL).await;
+    let plan = plan(&conn, subscriptions::WATERMARK_SQL);
     assert!(
         plan.contains("SEARCH streams USING COVERING INDEX streams_at"),
         "{plan}"
     );
-    conn.close().await.unwrap();
+    conn.close().unwrap();
 }
 
 #[tokio::test]

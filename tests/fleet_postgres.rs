@@ -47,6 +47,8 @@ const STREAMS: usize = 200;
 const EVENTS: usize = 20_000;
 /// Events per commit.
 const BATCH: usize = 10;
+/// Starts the lines a worker prints for the parent.
+const MARK: &str = "@fleet ";
 /// The workers' lease: how long the killed worker's streams stay held before another worker
 /// may take them.
 const LEASE: Duration = Duration::from_secs(5);
@@ -236,17 +238,17 @@ async fn worker(name: String, schema: String) {
             if let Some(l) = leases.first()
                 && !told.swap(true, Ordering::Relaxed)
             {
-                println!("HOLDER {}", l.by);
+                println!("{MARK}HOLDER {}", l.by);
             }
         }
         Lifecycle::Retrying(r) => {
             for r in r.iter() {
-                println!("RETRY {} {}", r.lease.stream, r.error);
+                println!("{MARK}RETRY {} {}", r.lease.stream, r.error);
             }
         }
         Lifecycle::Blocked(b) => {
             for b in b.iter() {
-                println!("BLOCKED {} {}", b.lease.stream, b.error);
+                println!("{MARK}BLOCKED {} {}", b.lease.stream, b.error);
             }
         }
         _ => {}
@@ -261,7 +263,7 @@ async fn worker(name: String, schema: String) {
             ..Default::default()
         })
         .expect("start");
-    println!("READY {name}");
+    println!("{MARK}READY {name}");
     // until the parent closes our stdin (or dies)
     let eof = tokio::task::spawn_blocking(|| {
         let mut sink = Vec::new();
@@ -269,7 +271,7 @@ async fn worker(name: String, schema: String) {
     });
     let _ = tokio::time::timeout(Duration::from_secs(120), eof).await;
     app.shutdown().await.expect("shutdown");
-    println!("DONE {name}");
+    println!("{MARK}DONE {name}");
 }
 
 // ---- the parent --------------------------------------------------------------------------
@@ -287,6 +289,7 @@ struct Fleet {
     children: Vec<Option<Child>>,
     stdins: Vec<Option<ChildStdin>>,
     logs: Vec<Arc<Mutex<Log>>>,
+    schema: String,
 }
 
 impl Fleet {
@@ -295,6 +298,7 @@ impl Fleet {
             children: Vec::new(),
             stdins: Vec::new(),
             logs: Vec::new(),
+            schema: schema.to_owned(),
         };
         for i in 0..WORKERS {
             let mut child = Command::new(std::env::current_exe().unwrap())
@@ -317,6 +321,10 @@ impl Fleet {
             let sink = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    // libtest may print before a marked line, on the same line
+                    let Some((_, line)) = line.split_once(MARK) else {
+                        continue;
+                    };
                     let mut log = sink.lock().unwrap();
                     if line.starts_with("READY ") {
                         log.ready = true;
@@ -370,8 +378,13 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        for child in self.children.iter_mut().filter_map(Option::take) {
-            let mut child = child;
+        if std::thread::panicking() {
+            eprintln!(
+                "fleet test failed: schema {} kept for inspection",
+                self.schema
+            );
+        }
+        for mut child in self.children.iter_mut().filter_map(Option::take) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -591,6 +604,7 @@ async fn parent() {
             ))
             .collect::<Vec<_>>()
     );
+    let stale = count(&db, &format!("SELECT count(*) FROM {}", t("fleet_overlap"))).await;
     let faults: Vec<String> = (0..WORKERS)
         .flat_map(|i| fleet.log(i).faults.clone())
         .collect();
@@ -608,7 +622,7 @@ async fn parent() {
     println!(
         "fleet: booted in {booted:?}, killed w{VICTIM} at {killed_at:?} holding {} leases, \
          all {EVENTS} handled at {finished:?}; first handlings per worker {per_worker:?}; \
-         {} handled again after the kill",
+         {} handled again after the kill, {stale} handler mark(s) the victim left taken over",
         held.len(),
         again.len()
     );
@@ -617,6 +631,7 @@ async fn parent() {
         "every worker handled some work"
     );
     drop(fleet);
+    app.shutdown().await.expect("shutdown");
     pg_support::drop_schema(&db, &schema).await;
     db.close().await;
 }

@@ -28,10 +28,11 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 /// Events handed from a reader thread to the awaiting caller per message.
 const ROWS_PER_CHUNK: usize = 256;
 
-/// What a streaming read sends back: rows, then the outcome.
+/// What a streaming read sends back: full chunks of rows, then the last rows with the
+/// outcome (one message for a read that fits in a chunk).
 enum Chunk {
     Rows(Vec<Committed>),
-    Done(Result<usize, StoreError>),
+    Done(Vec<Committed>, Result<usize, StoreError>),
 }
 
 /// The writer lane and the reader lane (`None` for an in-memory database: the writer reads).
@@ -127,16 +128,16 @@ impl Engine {
             };
             let result = catch_unwind(AssertUnwindSafe(|| f(conn, &mut emit)))
                 .unwrap_or_else(|panic| Err(panicked(operation, &panic)));
-            if !chunk.is_empty() && tx.blocking_send(Chunk::Rows(chunk)).is_err() {
-                return;
-            }
-            let _ = tx.blocking_send(Chunk::Done(result));
+            let _ = tx.blocking_send(Chunk::Done(chunk, result));
         });
         lane.send(job).map_err(|_| StoreError::Disposed)?;
         while let Some(chunk) = rx.recv().await {
             match chunk {
                 Chunk::Rows(rows) => rows.iter().for_each(&mut *sink),
-                Chunk::Done(result) => return result,
+                Chunk::Done(rows, result) => {
+                    rows.iter().for_each(&mut *sink);
+                    return result;
+                }
             }
         }
         Err(thread_lost(operation))

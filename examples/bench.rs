@@ -13,7 +13,8 @@
 //!   an action; correlate + drain until all are handled), `drain-targets` (one event on
 //!   each of N fresh streams, each a `_this_` reaction target marked at commit; then one
 //!   `settle_now` drains them all: the drain's cost per pending target), `fill` (N
-//!   actions, then the process's resident memory)
+//!   actions, then the process's resident memory), `long-stream` (warm load and execute,
+//!   1,000 of each, on a 1,000-event stream and on a `LONG`-event one, default 200,000)
 //!
 //! Env: `N` (default 20000), `S` (100), `C` (32), `RUNTIME` (`current`: one thread, like
 //! the original's event loop — the default; `multi`: tokio's multi-threaded scheduler).
@@ -318,6 +319,62 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
                     "cold_events_per_s": (n as f64 / cold_s).round(),
                 }),
             );
+        }
+        "long-stream" => {
+            // Warm load and execute on a short stream and on a long one: with the cache
+            // (and the store's seek past the cached event) both cost what the events since
+            // the cached state cost, whatever the stream's length.
+            let long = env("LONG", 200_000);
+            let meta = EventMeta {
+                correlation: "bench".into(),
+                causation: Default::default(),
+                actor: actor.clone(),
+            };
+            let data = serde_json::value::to_raw_value(&json!({ "amount": 1 }))?;
+            // Both streams are written first, so both are measured on the same log (the
+            // log's size costs the same to each; only the stream's length differs).
+            let streams = [("short", 1_000), ("long", long)];
+            for (label, len) in streams {
+                let stream = format!("{label}-stream");
+                let mut left = len;
+                while left > 0 {
+                    let batch = left.min(1_000);
+                    let msgs = vec![act::model::Message::new("Incremented", data.clone()); batch];
+                    app.store().commit(&stream, &msgs, &meta, None).await?;
+                    left -= batch;
+                }
+            }
+            let mut figures = serde_json::Map::new();
+            for (label, len) in streams {
+                let stream = format!("{label}-stream");
+                app.cache().clear().await?;
+                let loaded = app.load::<Counter>(&stream).await?;
+                if loaded.state.count != len as i64 {
+                    return Err(format!("wrong state {}", loaded.state.count).into());
+                }
+                const REPEAT: u32 = 1_000;
+                let t0 = Instant::now();
+                for _ in 0..REPEAT {
+                    let _ = app.load::<Counter>(&stream).await?;
+                }
+                let warm = t0.elapsed().as_secs_f64() / f64::from(REPEAT);
+                let t1 = Instant::now();
+                for _ in 0..REPEAT {
+                    app.execute(Increment { by: 1 }, Target::new(&stream, actor.clone()))
+                        .await?;
+                }
+                let execute = t1.elapsed().as_secs_f64() / f64::from(REPEAT);
+                figures.insert(format!("{label}_events"), json!(len));
+                figures.insert(
+                    format!("{label}_warm_ms"),
+                    json!((warm * 1e6).round() / 1e3),
+                );
+                figures.insert(
+                    format!("{label}_execute_ms"),
+                    json!((execute * 1e6).round() / 1e3),
+                );
+            }
+            report(store, workload, serde_json::Value::Object(figures));
         }
         "reactions" => {
             for i in 0..n {

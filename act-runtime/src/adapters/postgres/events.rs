@@ -199,15 +199,35 @@ impl PostgresStore {
         if let Some(names) = names {
             qb.push(" AND name = ANY(").push_bind(names).push(")");
         }
+        // In one stream, versions increase with ids: a bound on the id becomes a bound on
+        // the version too, so the read seeks in `(stream, version)` and costs what it
+        // returns, whatever the stream's length (the events since a cached state, or a
+        // snapshot).
+        let exact = match &q.stream {
+            Some(StreamMatch::Exact(stream)) => Some(stream),
+            _ => None,
+        };
         if let Some(after) = q.after {
             qb.push(" AND id > ").push_bind(after);
-        } else if let (true, Some(StreamMatch::Exact(stream))) = (q.with_snaps, &q.stream) {
+            if let Some(stream) = exact {
+                qb.push(format!(
+                    " AND version > coalesce((SELECT b.version FROM {} b WHERE b.id = ",
+                    self.sql.events
+                ))
+                .push_bind(after)
+                .push(" AND b.stream = ")
+                .push_bind(stream.clone())
+                .push("), -1)");
+            }
+        } else if let (true, Some(stream)) = (q.with_snaps, exact) {
             qb.push(format!(
-                " AND id >= coalesce((SELECT max(id) FROM {} WHERE stream = ",
+                " AND version >= coalesce((SELECT b.version FROM {} b WHERE b.stream = ",
                 self.sql.events
             ))
             .push_bind(stream.clone())
-            .push(format!(" AND name = '{SNAPSHOT_EVENT}'), 0)"));
+            .push(format!(
+                " AND b.name = '{SNAPSHOT_EVENT}' ORDER BY b.id DESC LIMIT 1), 0)"
+            ));
         }
         if let Some(before) = q.before {
             qb.push(" AND id < ").push_bind(before);

@@ -143,14 +143,29 @@ pub(crate) fn select(q: &Query) -> Result<Option<(String, Vec<Value>)>, StoreErr
         sql.push_str(" AND name IN (SELECT value FROM json_each(?))");
         params.push(Value::Text(json));
     }
+    // In one stream, versions increase with ids: a bound on the id becomes a bound on the
+    // version too, so the read seeks in `(stream, version)` and costs what it returns,
+    // whatever the stream's length (the events since a cached state, or a snapshot).
+    let exact = match &q.stream {
+        Some(StreamMatch::Exact(stream)) => Some(stream),
+        _ => None,
+    };
     if let Some(after) = q.after {
         sql.push_str(" AND id > ?");
         params.push(Value::Integer(after));
-    } else if let (true, Some(StreamMatch::Exact(stream))) = (q.with_snaps, &q.stream) {
-        sql.push_str(" AND id >= COALESCE((SELECT MAX(id) FROM events WHERE stream = ?");
-        sql.push_str(" AND name = '");
+        if let Some(stream) = exact {
+            sql.push_str(
+                " AND version > COALESCE((SELECT b.version FROM events b \
+                 WHERE b.id = ? AND b.stream = ?), -1)",
+            );
+            params.push(Value::Integer(after));
+            params.push(Value::Text(stream.clone()));
+        }
+    } else if let (true, Some(stream)) = (q.with_snaps, exact) {
+        sql.push_str(" AND version >= COALESCE((SELECT b.version FROM events b WHERE b.stream = ?");
+        sql.push_str(" AND b.name = '");
         sql.push_str(SNAPSHOT_EVENT);
-        sql.push_str("'), 0)");
+        sql.push_str("' ORDER BY b.id DESC LIMIT 1), 0)");
         params.push(Value::Text(stream.clone()));
     }
     if let Some(before) = q.before {

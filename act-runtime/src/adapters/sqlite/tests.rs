@@ -903,3 +903,33 @@ async fn ack_with_due_defers_keeping_retry_and_holder() {
         (4, 1, "x")
     );
 }
+
+#[tokio::test]
+async fn reads_of_one_stream_seek_past_the_cached_event_or_the_snapshot() {
+    let db = TempDb::new("seek");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    store.dispose().await.unwrap();
+    let conn = Connection::open(&db.0).unwrap();
+    for (query, seek) in [
+        (Query::stream("s").after(7), "(stream=? AND version>?)"),
+        (Query::stream("s").with_snaps(), "(stream=? AND version>?)"),
+    ] {
+        let (sql, params) = events::select(&query).unwrap().unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>("detail")
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("\n");
+        assert!(
+            plan.contains(&format!(
+                "SEARCH events USING INDEX events_stream_version {seek}"
+            )),
+            "{query:?} does not seek past the bound:\n{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{query:?} sorts:\n{plan}");
+    }
+}

@@ -8,7 +8,6 @@
 //!   prefix per tenant.
 
 pub mod memory;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod text;
 
 pub use memory::{InMemoryCache, InMemoryStore};

@@ -1,7 +1,8 @@
-//! Text checks shared by the SQL adapters: what PostgreSQL (the reference) cannot store is
-//! refused the same way everywhere.
+//! Text checks shared by the adapters: what PostgreSQL (the reference) cannot store is
+//! refused the same way everywhere, the in-memory store included.
 
 use crate::error::{StoreError, ValidationError};
+use crate::model::EventMeta;
 
 /// Rejects a string holding a NUL character (PostgreSQL cannot store it in `text`).
 pub(crate) fn no_nul(target: &str, path: &str, value: &str) -> Result<(), StoreError> {
@@ -35,6 +36,23 @@ pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), St
             .into());
         }
         from = at + 1;
+    }
+    Ok(())
+}
+
+/// Rejects a commit's meta holding a NUL character in any of its strings (the path names
+/// the field), without serializing it.
+pub(crate) fn no_nul_meta(target: &str, meta: &EventMeta) -> Result<(), StoreError> {
+    no_nul(target, "/meta/correlation", &meta.correlation)?;
+    no_nul(target, "/meta/actor/id", &meta.actor.id)?;
+    no_nul(target, "/meta/actor/name", &meta.actor.name)?;
+    if let Some(a) = &meta.causation.action {
+        no_nul(target, "/meta/causation/action/name", &a.name)?;
+        no_nul(target, "/meta/causation/action/stream", &a.stream)?;
+    }
+    if let Some(e) = &meta.causation.event {
+        no_nul(target, "/meta/causation/event/name", &e.name)?;
+        no_nul(target, "/meta/causation/event/stream", &e.stream)?;
     }
     Ok(())
 }

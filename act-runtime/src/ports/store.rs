@@ -15,8 +15,9 @@ use crate::model::{Committed, Data, EventId, EventMeta, Message, Version};
 ///
 /// `Pattern` uses the portable grammar: literals, `.` (any one character), `.*` (any run),
 /// `^` and `$` anchors, matched case-sensitively; an unanchored pattern matches anywhere
-/// in the name. An adapter that cannot express a richer pattern exactly rejects it with
-/// [`StoreError::Invalid`]; it never widens it.
+/// in the name. Every adapter rejects a pattern outside this grammar with
+/// [`StoreError::Invalid`] (never widening it or running it as a regex), so a pattern gets
+/// the same answer on every store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StreamMatch {
     /// The stream name equals this string.

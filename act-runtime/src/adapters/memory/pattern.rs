@@ -1,9 +1,10 @@
 //! Stream-name matching for the in-memory store.
 //!
 //! Patterns ([`StreamMatch::Pattern`]) are compiled with the `regex` crate: the portable
-//! grammar (`^`, `$`, `.`, `.*`, literals) means the same there as in PostgreSQL's `~`, and
-//! anything richer that `regex` accepts runs as a real regex. `.` also matches a newline, as
-//! it does in PostgreSQL. A pattern `regex` rejects is a [`StoreError::Invalid`].
+//! grammar (`^`, `$`, `.`, `.*`, literals) means the same there as in PostgreSQL's `~`. `.`
+//! also matches a newline, as it does in PostgreSQL. A pattern outside the grammar (`[a-z]`,
+//! `|`, `+`, ...) is a [`StoreError::Invalid`], as on the SQL stores: every store gives the
+//! same answer to the same pattern.
 
 use std::collections::HashMap;
 
@@ -33,6 +34,7 @@ impl Patterns {
         if let Some(re) = self.cache.lock().get(pattern) {
             return Ok(re.clone());
         }
+        portable(pattern, target, path)?;
         let re = RegexBuilder::new(pattern)
             .dot_matches_new_line(true)
             .build()
@@ -65,6 +67,13 @@ impl Patterns {
     pub(super) fn len(&self) -> usize {
         self.cache.lock().len()
     }
+}
+
+/// Rejects a pattern outside the portable grammar, naming it.
+pub(super) fn portable(pattern: &str, target: &str, path: &str) -> Result<(), StoreError> {
+    crate::ports::pattern::Pattern::parse(pattern)
+        .map(drop)
+        .map_err(|e| ValidationError::new(target, path, e).into())
 }
 
 /// A compiled [`StreamMatch`].
@@ -143,12 +152,16 @@ mod tests {
     }
 
     #[test]
-    fn richer_patterns_run_as_regex_and_bad_ones_are_invalid() {
-        assert!(m("^(cart|order)-[0-9]+$").is_match("order-42"));
-        let err = Patterns::default()
-            .compile("cart(", "query", "/stream")
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Invalid(ref v) if v.paths().eq(["/stream"])));
+    fn patterns_outside_the_grammar_are_invalid_as_on_every_store() {
+        for p in ["^(cart|order)-[0-9]+$", "cart(", "^a[._]c$", "a|b"] {
+            let err = Patterns::default()
+                .compile(p, "query", "/stream")
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::Invalid(ref v) if v.paths().eq(["/stream"])),
+                "{p}: {err:?}"
+            );
+        }
     }
 
     #[test]

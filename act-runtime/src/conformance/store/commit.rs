@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{commit, ids, marked, meta, msg, msgs, must_row, read, row};
 use crate::conformance::{Check, Fail, Outcome, checks, ensure, ensure_eq};
 use crate::error::StoreError;
-use crate::model::{ActionCause, Actor, Causation, EventCause, EventMeta};
+use crate::model::{ActionCause, Actor, Causation, EventCause, EventMeta, Message};
 use crate::ports::{Query, Store, StreamFilter, Subscription};
 
 pub(super) fn checks() -> Vec<Check<dyn Store>> {
@@ -34,6 +34,8 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "commit: an empty stream name is rejected as invalid" => empty_stream_rejected,
         "commit: a NUL in the stream name is rejected, nothing written" => nul_stream_rejected,
         "commit: a NUL in an event name is rejected, nothing written" => nul_name_rejected,
+        "commit: a NUL in a payload string (`\\u0000`) is rejected, nothing written" => nul_data_rejected,
+        "commit: a NUL in the meta is rejected, nothing written" => nul_meta_rejected,
         "commit: stream names are case-sensitive" => streams_case_sensitive,
         "commit: a large batch commits whole with contiguous versions" => large_batch,
         "commit: concurrent commits with the same expected version: exactly one wins" => concurrent_one_wins,
@@ -377,6 +379,53 @@ async fn nul_name_rejected(s: Arc<dyn Store>) -> Outcome {
         s.commit("s", &msgs(&["ok", "E\0vil"]), &meta("c"), None)
             .await,
         "event name with NUL",
+    )?;
+    ensure!(
+        read(&*s, &Query::all()).await?.is_empty(),
+        "nothing written"
+    );
+    Ok(())
+}
+
+async fn nul_data_rejected(s: Arc<dyn Store>) -> Outcome {
+    // (A raw NUL inside a string is not JSON: `RawValue` refuses it before any store.)
+    for data in ["{\"a\":\"x\\u0000y\"}", "[\"\\u0000\"]"] {
+        let mut batch = msgs(&["ok"]);
+        batch.push(Message::new(
+            "Evil",
+            serde_json::value::RawValue::from_string(data.to_owned())
+                .map_err(|e| Fail(e.to_string()))?,
+        ));
+        expect_invalid(
+            s.commit("s", &batch, &meta("c"), None).await,
+            "payload with NUL",
+        )?;
+    }
+    // An escaped backslash before `u0000` is no NUL.
+    let fine = serde_json::value::RawValue::from_string("{\"a\":\"\\\\u0000\"}".to_owned())
+        .map_err(|e| Fail(e.to_string()))?;
+    let ok = s
+        .commit("t", &[Message::new("Fine", fine)], &meta("c"), None)
+        .await?;
+    ensure_eq!(
+        read(&*s, &Query::all()).await?.len(),
+        1,
+        "only the batch without a NUL is written"
+    );
+    ensure_eq!(ok[0].stream, "t", "the escaped backslash commits");
+    Ok(())
+}
+
+async fn nul_meta_rejected(s: Arc<dyn Store>) -> Outcome {
+    let mut bad = meta("c");
+    bad.actor.name = "Ev\0il".into();
+    expect_invalid(
+        s.commit("s", &msgs(&["A"]), &bad, None).await,
+        "actor name with NUL",
+    )?;
+    expect_invalid(
+        s.commit("s", &msgs(&["A"]), &meta("c\0"), None).await,
+        "correlation with NUL",
     )?;
     ensure!(
         read(&*s, &Query::all()).await?.is_empty(),

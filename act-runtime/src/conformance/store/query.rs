@@ -29,7 +29,7 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "query: patterns are case-sensitive" => pattern_case,
         "query: a pattern matching no stream returns nothing" => pattern_none,
         "query: a malformed pattern is rejected as invalid" => pattern_malformed,
-        "query: a richer pattern runs as a regex or is rejected, never widened" => pattern_richer,
+        "query: a pattern outside the portable grammar is rejected as invalid, never run or widened" => pattern_richer,
         "query: names keeps only the listed names" => names_filter,
         "query: names [] matches nothing" => names_empty,
         "query: names with only unknown names matches nothing" => names_unknown,
@@ -338,23 +338,20 @@ async fn pattern_malformed(s: Arc<dyn Store>) -> Outcome {
 
 async fn pattern_richer(s: Arc<dyn Store>) -> Outcome {
     fixture(&*s).await?;
-    for (p, want) in [
-        ("^(cart|order)-1$", sorted(&["cart-1", "order-1"])),
-        ("^cart-[0-9]+$", sorted(&["cart-1", "cart-12"])),
-        ("^a[._]c$", sorted(&["a.c"])),
+    for p in [
+        "^(cart|order)-1$",
+        "^cart-[0-9]+$",
+        "^a[._]c$",
+        "cart|order",
+        "a+",
     ] {
-        let mut got = Vec::new();
-        match s
-            .query(&Query::pattern(p), &mut |e| got.push(e.stream.clone()))
-            .await
-        {
-            Ok(_) => {
-                got.sort();
-                got.dedup();
-                ensure_eq!(got, want, "pattern `{p}` run as a regex");
-            }
+        match s.query(&Query::pattern(p), &mut |_| {}).await {
             Err(StoreError::Invalid(_)) => {}
-            Err(e) => return Err(Fail(format!("pattern `{p}`: {e}"))),
+            other => {
+                return Err(Fail(format!(
+                    "pattern `{p}`: expected invalid, got {other:?}"
+                )));
+            }
         }
     }
     Ok(())

@@ -33,6 +33,7 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "subscribe: the checkpoint is not a subscription row" => checkpoint_invisible,
         "subscribe: empty input with no checkpoint only reads" => empty_reads,
         "subscribe: a NUL in a stream name is rejected, nothing written" => nul_rejected,
+        "subscribe: a source pattern outside the portable grammar is rejected, nothing written" => bad_source_pattern_rejected,
         "claim: an unmarked row is never claimed" => unmarked_never,
         "claim: a marked row is claimed once marked" => marked_claimed,
         "claim: a row whose watermark reached its mark is not claimed" => caught_up,
@@ -328,6 +329,23 @@ async fn nul_rejected(s: Arc<dyn Store>) -> Outcome {
         .subscribe(&[Subscription::new("ok"), Subscription::new("b\0ad")], None)
         .await
     {
+        Err(StoreError::Invalid(_)) => {}
+        other => return Err(Fail(format!("expected invalid, got {other:?}"))),
+    }
+    ensure!(
+        s.query_streams(&StreamFilter::default()).await?.is_empty(),
+        "rows written"
+    );
+    Ok(())
+}
+
+async fn bad_source_pattern_rejected(s: Arc<dyn Store>) -> Outcome {
+    let bad = Subscription {
+        source: Some("^(a|b)$".into()),
+        source_is_pattern: true,
+        ..Subscription::new("t")
+    };
+    match s.subscribe(&[Subscription::new("ok"), bad], None).await {
         Err(StoreError::Invalid(_)) => {}
         other => return Err(Fail(format!("expected invalid, got {other:?}"))),
     }

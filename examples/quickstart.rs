@@ -138,7 +138,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for text in ["milk", "bread"] {
         // The invariant (at most 10 todos) rejects adds once the list is full.
         if let Err(e) = app.execute(AddTodo { text: text.into() }, target()).await {
-            println!("rejected: {e}");
+            println!("rejected: {}", with_causes(&e));
         }
     }
     let list = app.load::<TodoList>(stream).await?.state;
@@ -151,10 +151,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .execute_json("AddTodo", target(), serde_json::json!({ "text": 42 }))
         .await;
     if let Err(e) = bad {
-        println!("rejected: {e}");
+        println!("rejected: {}", with_causes(&e));
     }
     if let Err(e) = app.execute(CompleteTodo { id: 99 }, target()).await {
-        println!("rejected: {e}");
+        println!("rejected: {}", with_causes(&e));
     }
 
     println!("\nevents of {stream}:");
@@ -180,4 +180,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     app.shutdown().await?;
     Ok(())
+}
+
+/// An error with its chain of causes, `outer: inner: ...` (errors keep their causes in
+/// `source()` instead of repeating them in their message).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }

@@ -133,7 +133,10 @@ async fn a_handler_rejection_commits_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(&err, ActError::Rejected { action, .. } if action == "RemoveItem"));
-    assert!(err.to_string().contains("X is not in the cart"), "{err}");
+    // the handler's error is the source, not repeated in the message
+    let source = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("X is not in the cart"), "{err}");
+    assert!(!err.to_string().contains("X is not in the cart"), "{err}");
     assert_eq!(count(&app, Query::all()).await, 0);
 }
 
@@ -421,7 +424,11 @@ async fn execute_json_validates_against_the_schema_and_commits_nothing_on_bad_in
         .execute_json("AddItem", t(), json!({"sku": "A", "qty": 3}))
         .await
         .unwrap();
-    assert_eq!(ok.state, json!({"items": [["A", 3]], "checked_out": false}));
+    assert_eq!(
+        ok.state,
+        Some(json!({"items": [["A", 3]], "checked_out": false}))
+    );
+    assert_eq!(ok.state_error, None);
     assert_eq!(ok.events[0].name, "ItemAdded");
     assert_eq!(app.load_json("Cart", "c").await.unwrap()["items"][0][1], 3);
     assert!(matches!(
@@ -591,18 +598,19 @@ async fn concurrent_actions_on_one_stream_all_land_in_order() {
 async fn an_event_payload_over_the_limit_is_refused_and_nothing_commits() {
     let app = act()
         .with_state::<Cart>()
-        .with_max_event_bytes(64)
+        .with_max_event_bytes(256)
         .build()
         .unwrap();
     app.execute(add("A", 1), target("c")).await.unwrap();
     let err = app
-        .execute(add(&"x".repeat(100), 1), target("c"))
+        .execute(add(&"x".repeat(300), 1), target("c"))
         .await
         .unwrap_err();
     match &err {
         ActError::Validation(v) => {
             assert_eq!(v.target, "ItemAdded");
-            assert!(v.to_string().contains("at most 64"), "{v}");
+            assert_eq!(v.paths().collect::<Vec<_>>(), vec!["/data"]);
+            assert!(v.to_string().contains("at most 256"), "{v}");
         }
         other => panic!("unexpected {other:?}"),
     }

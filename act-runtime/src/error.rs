@@ -54,6 +54,30 @@ impl std::fmt::Display for FieldError {
     }
 }
 
+/// The JSON Pointer (RFC 6901) of the value a deserializer failed on: `""` for the whole
+/// payload, else one `/`-prefixed token per object key or array index (`/lines/1/at`),
+/// `~` escaped as `~0` and `/` as `~1`. A segment the deserializer could not track ends
+/// the pointer at the nearest known ancestor.
+pub(crate) fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        let token = match segment {
+            Segment::Seq { index } => {
+                out.push('/');
+                out.push_str(&index.to_string());
+                continue;
+            }
+            Segment::Map { key } => key.as_str(),
+            Segment::Enum { variant } => variant.as_str(),
+            _ => break, // `Unknown`
+        };
+        out.push('/');
+        out.push_str(&token.replace('~', "~0").replace('/', "~1"));
+    }
+    out
+}
+
 /// Input was rejected before anything was committed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {target}: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
@@ -135,7 +159,7 @@ impl StoreError {
 /// An error at the cache port. Loads treat cache failures as misses; only `invalidate`
 /// failures are surfaced.
 #[derive(Debug, thiserror::Error)]
-#[error("cache operation `{operation}` failed: {source}")]
+#[error("cache operation `{operation}` failed")]
 pub struct CacheError {
     /// The port operation.
     pub operation: &'static str,
@@ -211,7 +235,7 @@ pub enum ActError {
     #[error(transparent)]
     StreamClosed(#[from] StreamClosedError),
     /// The action's handler rejected it; nothing was committed.
-    #[error("action `{action}` on stream `{stream}` was rejected: {source}")]
+    #[error("action `{action}` on stream `{stream}` was rejected")]
     Rejected {
         /// The action.
         action: String,
@@ -228,7 +252,7 @@ pub enum ActError {
     #[error("unknown state `{0}`")]
     UnknownState(String),
     /// A stored event could not be read back as its type.
-    #[error("event {id} `{name}` on stream `{stream}` does not match its schema: {source}")]
+    #[error("event {id} `{name}` on stream `{stream}` does not match its schema")]
     Corrupt {
         /// The event id.
         id: i64,
@@ -255,5 +279,104 @@ impl From<StoreError> for ActError {
             StoreError::Invalid(v) => Self::Validation(v),
             other => Self::Store(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each error that wraps a source names it through `source()` only: `to_string()` does
+    /// not repeat the source's text (a reporter walking the chain would print it twice).
+    #[test]
+    fn errors_with_a_source_do_not_repeat_it_in_their_message() {
+        const SOURCE: &str = "connection reset by peer";
+        let json = serde_json::from_str::<u32>("\"x\"").unwrap_err();
+        let json_text = json.to_string();
+        let cases: Vec<(Box<dyn std::error::Error>, String)> = vec![
+            (
+                Box::new(CacheError {
+                    operation: "get",
+                    source: SOURCE.into(),
+                }),
+                SOURCE.to_owned(),
+            ),
+            (
+                Box::new(ActError::Rejected {
+                    action: "Withdraw".into(),
+                    stream: "acct-1".into(),
+                    source: SOURCE.into(),
+                }),
+                SOURCE.to_owned(),
+            ),
+            (
+                Box::new(ActError::Corrupt {
+                    id: 7,
+                    name: "Deposited".into(),
+                    stream: "acct-1".into(),
+                    source: json,
+                }),
+                json_text,
+            ),
+        ];
+        for (err, source) in cases {
+            let message = err.to_string();
+            assert!(!message.contains(&source), "{message:?} repeats {source:?}");
+            let chained = err.source().map(ToString::to_string);
+            assert_eq!(chained.as_deref(), Some(source.as_str()), "{message}");
+        }
+    }
+
+    /// The variants without a source of their own keep their whole message.
+    #[test]
+    fn transparent_and_leaf_errors_keep_their_message() {
+        let e = ActError::from(StoreError::Concurrency(ConcurrencyError {
+            stream: "s".into(),
+            expected: 1,
+            actual: 2,
+        }));
+        assert!(e.to_string().contains("expected version 1, found 2"), "{e}");
+        assert_eq!(ActError::ShutDown.to_string(), "the app is shut down");
+    }
+
+    fn pointer_of(json: &str) -> String {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Line {
+            at: u8,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Kind {
+            Bulk { lines: Vec<Line> },
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Payload {
+            #[serde(default)]
+            lines: Vec<Line>,
+            #[serde(default)]
+            tags: std::collections::HashMap<String, u8>,
+            #[serde(default)]
+            kind: Option<Kind>,
+        }
+        let mut de = serde_json::Deserializer::from_str(json);
+        let err = serde_path_to_error::deserialize::<_, Payload>(&mut de).unwrap_err();
+        json_pointer(err.path())
+    }
+
+    #[test]
+    fn decode_paths_are_json_pointers() {
+        assert_eq!(pointer_of(r#""x""#), "");
+        assert_eq!(
+            pointer_of(r#"{"lines": [{"at": 1}, {"at": -1}]}"#),
+            "/lines/1/at"
+        );
+        assert_eq!(pointer_of(r#"{"tags": {"a/b~c": -1}}"#), "/tags/a~1b~0c");
+        assert_eq!(pointer_of(r#"{"tags": {"": -1}}"#), "/tags/");
+        assert_eq!(
+            pointer_of(r#"{"kind": {"Bulk": {"lines": [{"at": 300}]}}}"#),
+            "/kind/Bulk/lines/0/at"
+        );
     }
 }

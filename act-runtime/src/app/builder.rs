@@ -73,9 +73,11 @@ impl ActBuilder {
         self
     }
 
-    /// Refuses events whose JSON payload is larger than `bytes` (1 MiB by default) with a
-    /// [`ValidationError`](crate::error::ValidationError) naming the event: nothing is
-    /// committed.
+    /// Refuses events larger than `bytes` as stored — name, JSON payload and metadata
+    /// together (1 MiB by default) — with a
+    /// [`ValidationError`](crate::error::ValidationError) naming the event and its largest
+    /// part: nothing is committed. Payloads nesting deeper than
+    /// [`MAX_EVENT_DEPTH`](crate::model::MAX_EVENT_DEPTH) are refused the same way.
     pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
         self.max_event_bytes = Some(bytes);
         self

@@ -4,13 +4,14 @@
 use serde_json::Value;
 
 use super::correlator::CorrelationContext;
+use super::json::too_deep;
 use super::lifecycle::Lifecycle;
 use super::pipeline::Scope;
 use super::{Act, store_err, validate_stream};
 use crate::error::{ActError, InvariantError, StreamClosedError, ValidationError};
 use crate::model::{
-    ActionCause, Causation, Committed, Emits, Event, EventCause, EventMeta, EventOf, Handle,
-    Message, SNAPSHOT_EVENT, Snapshot, State, Target,
+    ActionCause, Causation, Committed, Data, Emits, Event, EventCause, EventMeta, EventOf, Handle,
+    MAX_EVENT_DEPTH, Message, SNAPSHOT_EVENT, Snapshot, State, Target,
 };
 use crate::ports::Subscription;
 use crate::reactions::Resolver;
@@ -21,6 +22,9 @@ pub struct Executed<S: Emits> {
     pub snapshot: Snapshot<S>,
     /// The events committed, typed (empty when the handler emitted none).
     pub events: Vec<Committed<EventOf<S>>>,
+    /// The committed payloads as stored, one per event: [`Executed::to_json`] renders the
+    /// events from them, so it cannot fail after a commit.
+    stored: Vec<Data>,
 }
 
 impl<S: Emits + std::fmt::Debug> std::fmt::Debug for Executed<S> {
@@ -40,26 +44,42 @@ impl<S: Emits + std::fmt::Debug> std::fmt::Debug for Executed<S> {
 }
 
 impl<S: Emits> Executed<S> {
-    /// The untyped form, for JSON edges.
+    /// The untyped form, for JSON edges: the events as committed, the version, and the
+    /// state as JSON.
+    ///
+    /// Always `Ok`: the events were committed, so a state that cannot be rendered as JSON
+    /// (a map with non-string keys, a failing `Serialize` impl) is reported in
+    /// [`ExecutedJson::state_error`] with [`ExecutedJson::state`] `None`, never as an error
+    /// a caller might retry (and so commit twice). The `Result` is kept for compatibility.
     pub fn to_json(&self) -> Result<ExecutedJson, ActError> {
         let events = self
             .events
             .iter()
-            .map(|e| {
-                Ok(Committed {
-                    id: e.id,
-                    name: e.name.clone(),
-                    data: e.data.to_data().map_err(|err| store_err("execute", err))?,
-                    stream: e.stream.clone(),
-                    version: e.version,
-                    created: e.created,
-                    meta: e.meta.clone(),
-                })
+            .zip(&self.stored)
+            .map(|(e, data)| Committed {
+                id: e.id,
+                name: e.name.clone(),
+                data: data.clone(),
+                stream: e.stream.clone(),
+                version: e.version,
+                created: e.created,
+                meta: e.meta.clone(),
             })
-            .collect::<Result<_, ActError>>()?;
+            .collect();
+        let (state, state_error) = match serde_json::to_value(&self.snapshot.state) {
+            Ok(state) => (Some(state), None),
+            Err(e) => {
+                tracing::warn!(
+                    state = <S as State>::NAME,
+                    error = %e,
+                    "the state after a commit does not render as JSON"
+                );
+                (None, Some(e.to_string()))
+            }
+        };
         Ok(ExecutedJson {
-            state: serde_json::to_value(&self.snapshot.state)
-                .map_err(|e| store_err("execute", e))?,
+            state,
+            state_error,
             version: self.snapshot.version,
             events,
         })
@@ -67,14 +87,56 @@ impl<S: Emits> Executed<S> {
 }
 
 /// What [`Act::execute_json`] did.
+///
+/// It is returned whenever the action committed (or emitted nothing): `events` are the
+/// events committed, even when the state after them cannot be rendered as JSON — then
+/// `state` is `None` and `state_error` says why.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExecutedJson {
-    /// The state after the action.
-    pub state: Value,
+    /// The state after the action, as JSON; `None` when it cannot be rendered as JSON
+    /// (see `state_error`).
+    pub state: Option<Value>,
+    /// Why the state cannot be rendered as JSON (a map with non-string keys, say); `None`
+    /// when `state` is set. Omitted from the serialized form when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
     /// The stream version after the action.
     pub version: i64,
     /// The events committed.
     pub events: Vec<Committed>,
+}
+
+/// Checks that every event, as stored — its name, its payload and the commit's metadata
+/// (serialized) — is at most `limit` bytes. Over it, a [`ValidationError`] names the event,
+/// points at its largest part (`/name`, `/data` or `/meta`) and gives the total, each
+/// part's size and the limit.
+fn check_size(msgs: &[Message], meta: &EventMeta, limit: usize) -> Result<(), ActError> {
+    let meta_len = serde_json::to_string(meta)
+        .map_err(|err| store_err("execute", err))?
+        .len();
+    for m in msgs {
+        let (name, data) = (m.name.len(), m.data.get().len());
+        let size = name + data + meta_len;
+        if size > limit {
+            let largest = if meta_len >= data && meta_len >= name {
+                "/meta"
+            } else if data >= name {
+                "/data"
+            } else {
+                "/name"
+            };
+            return Err(ValidationError::new(
+                m.name.as_str(),
+                largest,
+                format!(
+                    "event is {size} bytes as stored (name {name} + data {data} + meta \
+                     {meta_len}); at most {limit}"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The request context an action runs in: a correlation id and the event being reacted to.
@@ -161,6 +223,7 @@ impl Act {
             return Ok(Executed {
                 snapshot: snap,
                 events: Vec::new(),
+                stored: Vec::new(),
             });
         }
         let msgs = events
@@ -169,18 +232,19 @@ impl Act {
                 let data = e.to_data().map_err(|err| {
                     ValidationError::new(e.name(), "", format!("cannot serialize: {err}"))
                 })?;
-                let (size, limit) = (data.get().len(), self.inner.max_event_bytes);
-                if size > limit {
+                if let Some(path) = too_deep(data.get(), MAX_EVENT_DEPTH) {
                     return Err(ValidationError::new(
                         e.name(),
-                        "",
-                        format!("payload is {size} bytes; at most {limit}"),
-                    )
-                    .into());
+                        path,
+                        format!(
+                            "payload nests arrays and objects too deep to be read back; at \
+                             most {MAX_EVENT_DEPTH} levels"
+                        ),
+                    ));
                 }
                 Ok(Message::new(e.name(), data))
             })
-            .collect::<Result<Vec<_>, ActError>>()?;
+            .collect::<Result<Vec<_>, ValidationError>>()?;
         let meta = EventMeta {
             correlation: match cause.correlation.as_ref().or(target.correlation.as_ref()) {
                 Some(c) => c.clone(),
@@ -201,6 +265,7 @@ impl Act {
             },
             actor: target.actor.clone(),
         };
+        check_size(&msgs, &meta, self.inner.max_event_bytes)?;
 
         let marks = self.marks(stream, &msgs);
         let committed = match if marks.is_empty() {
@@ -260,22 +325,26 @@ impl Act {
             tracing::error!(stream, error = %err, "cache invalidate failed");
         }
 
-        let typed = events
+        let (typed, stored) = events
             .into_iter()
             .zip(committed)
-            .map(|(data, c)| Committed {
-                id: c.id,
-                name: c.name,
-                data,
-                stream: c.stream,
-                version: c.version,
-                created: c.created,
-                meta: c.meta,
+            .map(|(data, c)| {
+                let typed = Committed {
+                    id: c.id,
+                    name: c.name,
+                    data,
+                    stream: c.stream,
+                    version: c.version,
+                    created: c.created,
+                    meta: c.meta,
+                };
+                (typed, c.data)
             })
-            .collect();
+            .unzip();
         Ok(Executed {
             snapshot: snap,
             events: typed,
+            stored,
         })
     }
 
@@ -333,6 +402,15 @@ impl Act {
                 return;
             }
         };
+        // a snapshot the loads could not read back would make the stream unloadable
+        if let Some(path) = too_deep(data.get(), MAX_EVENT_DEPTH) {
+            tracing::warn!(
+                stream,
+                path = %path,
+                "snapshot not taken: state nests deeper than {MAX_EVENT_DEPTH} levels"
+            );
+            return;
+        }
         let msg = [Message::new(SNAPSHOT_EVENT, data)];
         match self
             .inner
@@ -357,6 +435,11 @@ impl Act {
     ///
     /// The payload is validated against the action's JSON Schema first; a bad payload
     /// returns [`ActError::Validation`] naming each offending field, and commits nothing.
+    ///
+    /// Once the events are committed the result is `Ok` and lists them, even when the new
+    /// state cannot be rendered as JSON: then [`ExecutedJson::state`] is `None` and
+    /// [`ExecutedJson::state_error`] says why — so an error never hides a commit that
+    /// rendering the result failed on.
     pub async fn execute_json(
         &self,
         action: &str,

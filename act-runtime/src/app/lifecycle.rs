@@ -65,7 +65,6 @@ impl Act {
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
     /// use act_runtime::prelude::*;
-    /// use act_runtime::app::Lifecycle;
     ///
     /// let app = act().build().unwrap();
     /// let seen = Arc::new(AtomicUsize::new(0));

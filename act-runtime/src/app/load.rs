@@ -108,10 +108,7 @@ impl Act {
     /// Starts from the cache when it holds the stream (then reads only newer events), else
     /// from the stream's latest snapshot, else from the state's initial value.
     pub async fn load<S: Emits>(&self, stream: &str) -> Result<Snapshot<S>, ActError> {
-        Ok(self
-            .load_inner::<S>(stream, &LoadOptions::default())
-            .await?
-            .snapshot)
+        self.load_with::<S>(stream, &LoadOptions::default()).await
     }
 
     /// The state of `stream` as `options` say (see [`LoadOptions`]).

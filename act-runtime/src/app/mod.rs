@@ -80,7 +80,8 @@ pub const MAX_STREAM_LEN: usize = 1024;
 /// The default shutdown grace (see [`ActBuilder::with_shutdown_grace`]).
 pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The default largest event payload, in bytes (see [`ActBuilder::with_max_event_bytes`]).
+/// The default largest stored event (name, payload and metadata), in bytes (see
+/// [`ActBuilder::with_max_event_bytes`]).
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
 impl Act {
@@ -176,6 +177,12 @@ impl Act {
         Ok(())
     }
 
+    /// The shutdown guard: every public entry point (`execute`, `execute_json`, `load`,
+    /// `load_with`, `load_json`, `query`, `query_with`, `correlate`, `drain`, `settle`,
+    /// `start`, `reset`, `unblock`, `blocked_streams`) calls it first, so that after
+    /// [`Act::shutdown`] each fails with [`ActError::ShutDown`] whatever the store (a
+    /// disposed store would answer `Store(Disposed)`, or, in memory, still answer). The
+    /// [`Scope`] of a handler finishing within the shutdown grace goes around it.
     pub(crate) fn check_live(&self) -> Result<(), ActError> {
         if self.inner.shut_down.load(Ordering::Relaxed) {
             Err(ActError::ShutDown)

@@ -33,6 +33,7 @@ pub struct ActionEntry {
     invariants: &'static [&'static str],
     schema: fn() -> Schema,
     exec: ExecJson,
+    unit: OnceLock<bool>,
     validator: OnceLock<Result<jsonschema::Validator, String>>,
 }
 
@@ -66,6 +67,7 @@ impl ActionEntry {
             invariants: A::INVARIANTS,
             schema: || SchemaGenerator::default().into_root_schema_for::<A>(),
             exec: exec::<A>,
+            unit: OnceLock::new(),
             validator: OnceLock::new(),
         }
     }
@@ -85,15 +87,30 @@ impl ActionEntry {
         self.invariants
     }
 
-    /// Its payload's JSON Schema.
+    /// Its payload's JSON Schema. A unit-struct action (`pub struct CheckOut;`) takes an
+    /// empty object: `{"type": "object", "properties": {}, "additionalProperties": false}`
+    /// (`null` is accepted too).
     pub fn schema(&self) -> Schema {
-        (self.schema)()
+        let mut schema = (self.schema)();
+        if is_unit(&schema) {
+            empty_object(&mut schema, Value::from("object"));
+        }
+        schema
+    }
+
+    /// Whether the action is a unit struct: serde decodes it from `null` only.
+    fn is_unit(&self) -> bool {
+        *self.unit.get_or_init(|| is_unit(&(self.schema)()))
     }
 
     pub(crate) fn validator(&self) -> Result<&jsonschema::Validator, String> {
         self.validator
             .get_or_init(|| {
-                jsonschema::validator_for(self.schema().as_value()).map_err(|e| e.to_string())
+                let mut schema = (self.schema)();
+                if is_unit(&schema) {
+                    empty_object(&mut schema, serde_json::json!(["object", "null"]));
+                }
+                jsonschema::validator_for(schema.as_value()).map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -105,8 +122,28 @@ impl ActionEntry {
         payload: Value,
         target: Target,
     ) -> BoxFuture<'a, Result<ExecutedJson, ActError>> {
+        // a unit struct deserializes from `null` only; `{}` is what HTTP clients send
+        let payload = match payload {
+            Value::Object(map) if map.is_empty() && self.is_unit() => Value::Null,
+            other => other,
+        };
         (self.exec)(app, payload, target)
     }
+}
+
+/// Whether `schema` is a unit struct's: schemars describes it as `{"type": "null"}`.
+fn is_unit(schema: &Schema) -> bool {
+    schema.get("type").and_then(Value::as_str) == Some("null")
+}
+
+/// Makes a unit struct's schema an empty object's, of type `ty`.
+fn empty_object(schema: &mut Schema, ty: Value) {
+    schema.insert("type".to_owned(), ty);
+    schema.insert(
+        "properties".to_owned(),
+        Value::Object(serde_json::Map::new()),
+    );
+    schema.insert("additionalProperties".to_owned(), Value::Bool(false));
 }
 
 /// The registry entry of one state.

@@ -17,6 +17,17 @@ pub type Version = i64;
 /// An event's payload: compact JSON text.
 pub type Data = Box<RawValue>;
 
+/// The deepest nesting of arrays and objects an event payload may have, measured on its
+/// serialized JSON (the outermost object counts as 1, so `{"body": [[1]]}` is 3 deep).
+///
+/// `execute` refuses a deeper event with a
+/// [`ValidationError`](crate::error::ValidationError) naming the event, with a JSON pointer
+/// to the first array or object past the limit, and commits nothing: serde_json reads back
+/// at most 128 levels, and the limit leaves margin for the readers that wrap the payload
+/// (the typed decode of an event, a snapshot of a state holding it, a cache entry).
+/// A state snapshot deeper than this is not taken (the state is replayed instead).
+pub const MAX_EVENT_DEPTH: usize = 100;
+
 /// The name of the events that persist a state snapshot.
 pub const SNAPSHOT_EVENT: &str = "__snapshot__";
 /// The name of the event that closes a stream for good.

@@ -12,7 +12,7 @@ pub use action::{
     Action, Actor, BoxError, Emit, Handle, Predicate, StateAndActor, StateOnly, Target,
 };
 pub use event::{
-    ActionCause, Causation, Committed, Data, Event, EventCause, EventId, EventMeta, Message,
-    SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version, is_marker,
+    ActionCause, Causation, Committed, Data, Event, EventCause, EventId, EventMeta,
+    MAX_EVENT_DEPTH, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version, is_marker,
 };
 pub use state::{Emits, EventOf, Patch, Snapshot, State};

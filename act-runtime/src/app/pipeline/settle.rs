@@ -116,6 +116,7 @@ impl Act {
     /// returns everything they did. What [`Act::settle`] runs in the background. Retries
     /// scheduled with a backoff are not waited for: [`Act::start`] runs them when due.
     pub async fn settle_now(&self, options: SettleOptions) -> Result<DrainSummary, ActError> {
+        self.check_live()?;
         let mut total = DrainSummary::default();
         let mut passes = 0;
         while passes < options.max_passes && !self.inner.pipeline.stopping.is_cancelled() {

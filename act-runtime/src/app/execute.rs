@@ -395,7 +395,7 @@ impl Act {
         snap: &mut Snapshot<S>,
         meta: &EventMeta,
     ) {
-        let data = match crate::__private::to_data(&snap.state) {
+        let data = match super::snapshots::encode(&snap.state) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(stream, error = %e, "snapshot not taken: state does not serialize");

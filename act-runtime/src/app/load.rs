@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::snapshots::{self, Stored};
 use super::{Act, validate_stream};
 use crate::error::ActError;
 use crate::model::{
@@ -62,10 +63,13 @@ pub(crate) struct Loaded<S> {
     pub(crate) closed: bool,
 }
 
-/// Folds one stored event into a snapshot.
+/// Folds one stored event into a snapshot. A snapshot of another shape than `S`'s sets
+/// `stale` (with the reason) and is not folded: the caller replays the stream from its
+/// events instead.
 fn fold<S: Emits>(
     snap: &mut Snapshot<S>,
     closed: &mut bool,
+    stale: &mut Option<String>,
     e: &Committed,
 ) -> Result<(), ActError> {
     let corrupt = |source| ActError::Corrupt {
@@ -75,12 +79,18 @@ fn fold<S: Emits>(
         source,
     };
     match e.name.as_str() {
-        SNAPSHOT_EVENT => {
-            snap.state = serde_json::from_str(e.data.get()).map_err(corrupt)?;
-            snap.snaps += 1;
-            snap.patches = 0;
-            *closed = false;
-        }
+        SNAPSHOT_EVENT => match snapshots::decode::<S>(&e.data) {
+            Stored::Current(state) => {
+                snap.state = state;
+                snap.snaps += 1;
+                snap.patches = 0;
+                *closed = false;
+            }
+            Stored::Stale(reason) => {
+                *stale = Some(format!("snapshot #{} {reason}", e.id));
+                return Ok(());
+            }
+        },
         TOMBSTONE_EVENT => *closed = true,
         name => match <S::Event as Event>::from_data(name, &e.data).map_err(corrupt)? {
             Some(event) => {
@@ -174,12 +184,14 @@ impl Act {
             }
         }
         let mut closed = false;
+        let mut stale = None;
         let mut failed = None;
         self.inner
             .store
             .query(&query, &mut |e: &Committed| {
                 if failed.is_none()
-                    && let Err(err) = fold(&mut snap, &mut closed, e)
+                    && stale.is_none()
+                    && let Err(err) = fold(&mut snap, &mut closed, &mut stale, e)
                 {
                     failed = Some(err);
                 }
@@ -187,6 +199,33 @@ impl Act {
             .await?;
         if let Some(err) = failed {
             return Err(err);
+        }
+        if let Some(reason) = stale {
+            // The state changed shape since the snapshot: replay every event instead
+            // (snapshots hidden), so changing a state never needs a migration.
+            tracing::warn!(
+                state = S::NAME,
+                stream,
+                reason = %reason,
+                "snapshot skipped: replaying the stream from its events"
+            );
+            snap = Snapshot::<S>::initial();
+            closed = false;
+            let replay = Query::stream(stream);
+            let mut ignored = None;
+            self.inner
+                .store
+                .query(&replay, &mut |e: &Committed| {
+                    if failed.is_none()
+                        && let Err(err) = fold(&mut snap, &mut closed, &mut ignored, e)
+                    {
+                        failed = Some(err);
+                    }
+                })
+                .await?;
+            if let Some(err) = failed {
+                return Err(err);
+            }
         }
         if !travel && snap.replayed > 0 && !closed {
             self.cache_set(stream, &snap).await;

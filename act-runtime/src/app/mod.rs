@@ -18,6 +18,7 @@ mod lifecycle;
 mod load;
 mod pipeline;
 pub mod registry;
+mod snapshots;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

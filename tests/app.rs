@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use act_runtime::app::Lifecycle;
+use act_runtime::app::{Lifecycle, RaceBackoff};
 use act_runtime::async_trait;
 use act_runtime::model::{Committed, EventId, EventMeta, Message, Version};
 use act_runtime::ports::{
@@ -266,6 +266,35 @@ async fn a_lost_race_is_retried_on_the_new_state() {
     assert_eq!(out.snapshot.state.count, 3);
     assert_eq!(store.commits.load(Ordering::SeqCst), 3);
     assert_eq!(app.load::<Counter>("n").await.unwrap().state.count, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_races_are_retried_after_a_jittered_pause() {
+    let store = Arc::new(RacyStore {
+        inner: InMemoryStore::new(),
+        races: AtomicUsize::new(3),
+        commits: AtomicUsize::new(0),
+    });
+    let app = act()
+        .with_state::<Counter>()
+        .with_store_arc(store.clone())
+        .with_race_backoff(RaceBackoff {
+            base: std::time::Duration::from_millis(10),
+            max: std::time::Duration::from_millis(30),
+        })
+        .build()
+        .unwrap();
+    let t0 = tokio::time::Instant::now();
+    let out = app.execute(Increment { by: 1 }, target("n")).await.unwrap();
+    let waited = t0.elapsed();
+    assert_eq!(out.snapshot.version, 3, "three lost races, then the commit");
+    assert_eq!(store.commits.load(Ordering::SeqCst), 4);
+    // Steps 10, 20, 30 ms (capped), each waited at least half: 5 + 10 + 15 (virtual time).
+    assert!(
+        waited >= std::time::Duration::from_millis(30),
+        "retried without pausing: {waited:?}"
+    );
+    assert!(waited <= std::time::Duration::from_millis(60), "{waited:?}");
 }
 
 #[tokio::test]

@@ -363,3 +363,94 @@ async fn a_rendered_state_has_no_error() {
     let wire = serde_json::to_value(&out).unwrap();
     assert!(wire.get("state_error").is_none(), "{wire}");
 }
+
+/// A probe, not a check: 32 writers racing for one stream, 20 actions each, on a SQLite
+/// file; prints how many actions ran out of retries for several backoffs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a probe, not a check: prints how many racing actions run out of retries"]
+async fn racing_writers_probe() {
+    use act_runtime::app::RaceBackoff;
+    use act_tests::counter::{Counter, Increment};
+    use std::time::Duration;
+    for (label, backoff) in [
+        ("none", RaceBackoff::NONE),
+        ("default", RaceBackoff::default()),
+        (
+            "5ms..100ms",
+            RaceBackoff {
+                base: Duration::from_millis(5),
+                max: Duration::from_millis(100),
+            },
+        ),
+    ] {
+        let path = std::env::temp_dir().join(format!("act-race-{}-{label}.db", std::process::id()));
+        let store = SqliteStore::open(&path).await.unwrap();
+        let app = act()
+            .with_store(store)
+            .with_state::<Counter>()
+            .with_race_backoff(backoff)
+            .build()
+            .unwrap();
+        let writers: Vec<_> = (0..32)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let mut failed = 0;
+                    for _ in 0..20 {
+                        let r = app.execute(Increment { by: 1 }, Target::new("one", actor()));
+                        if matches!(r.await, Err(ActError::Concurrency(_))) {
+                            failed += 1;
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        let mut failed = 0;
+        for w in writers {
+            failed += w.await.unwrap();
+        }
+        println!("{label}: {failed} of 640 actions ran out of retries");
+        app.shutdown().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// In one process actions on a stream take turns: 32 writers on one stream of a SQLite
+/// file never lose a race, so none runs out of retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_of_one_process_never_race_on_a_stream() {
+    use act_tests::counter::{Counter, Increment};
+    let path = std::env::temp_dir().join(format!("act-turns-{}.db", std::process::id()));
+    let app = act()
+        .with_store(SqliteStore::open(&path).await.unwrap())
+        .with_state::<Counter>()
+        .build()
+        .unwrap();
+    let writers: Vec<_> = (0..32)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    app.execute(Increment { by: 1 }, Target::new("one", actor()))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(app.load::<Counter>("one").await.unwrap().state.count, 160);
+    app.shutdown().await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}

@@ -35,6 +35,7 @@ pub struct ActBuilder {
     reactions: Vec<ReactionEntry>,
     max_event_bytes: Option<usize>,
     grace: Option<std::time::Duration>,
+    race_backoff: Option<super::RaceBackoff>,
 }
 
 impl ActBuilder {
@@ -83,6 +84,13 @@ impl ActBuilder {
         self
     }
 
+    /// How long an action that lost a race for its stream waits before it runs again (see
+    /// [`RaceBackoff`](super::RaceBackoff); 1 ms doubling to 64 ms, jittered, by default).
+    pub fn with_race_backoff(mut self, backoff: super::RaceBackoff) -> Self {
+        self.race_backoff = Some(backoff);
+        self
+    }
+
     /// How long [`Act::shutdown`] lets in-flight reaction handlers run before stopping
     /// them (5 s by default).
     pub fn with_shutdown_grace(mut self, grace: std::time::Duration) -> Self {
@@ -118,6 +126,8 @@ impl ActBuilder {
                     .max_event_bytes
                     .unwrap_or(super::DEFAULT_MAX_EVENT_BYTES),
                 grace: self.grace.unwrap_or(super::DEFAULT_SHUTDOWN_GRACE),
+                race_backoff: self.race_backoff.unwrap_or_default(),
+                turns: Default::default(),
             }),
         })
     }

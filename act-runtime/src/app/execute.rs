@@ -150,9 +150,12 @@ impl Act {
     /// Executes `action` on `target`.
     ///
     /// Loads the target stream's state, checks the action's invariants, runs its handler and
-    /// commits the events it emits. When another writer commits first, the action is run
-    /// again on the new state (up to `A::RETRIES` times) — unless the caller pinned
-    /// `target.expected_version`, which is never retried.
+    /// commits the events it emits. Actions on one stream in this process take turns, so
+    /// they never race each other. When another writer commits first, the action is run
+    /// again on the new state, after a short jittered pause (see
+    /// [`RaceBackoff`](super::RaceBackoff)), up to `A::RETRIES` times (`#[action(retries =
+    /// N)]`, 3 by default); then the [`ActError::Concurrency`] is returned. A caller that
+    /// pinned `target.expected_version` is never retried.
     pub async fn execute<A: Handle>(
         &self,
         action: A,
@@ -170,13 +173,23 @@ impl Act {
     ) -> Result<Executed<A::State>, ActError> {
         let mut attempt = 0;
         loop {
-            match self.execute_once(&action, &target, &cause).await {
+            // In this process, actions on one stream take turns from load to commit: they
+            // never race each other, only writers in other processes.
+            let turn = self.inner.turns.take(&target.stream).await;
+            let result = self.execute_once(&action, &target, &cause).await;
+            drop(turn);
+            match result {
                 Err(ActError::Concurrency(c))
                     if target.expected_version.is_none() && attempt < A::RETRIES =>
                 {
                     attempt += 1;
-                    tracing::debug!(action = A::NAME, stream = %c.stream, attempt, "retrying after a lost race");
-                    tokio::task::yield_now().await;
+                    let pause = self.inner.race_backoff.delay(attempt);
+                    tracing::debug!(action = A::NAME, stream = %c.stream, attempt, ?pause, "retrying after a lost race");
+                    if pause.is_zero() {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(pause).await;
+                    }
                 }
                 other => return other,
             }

@@ -17,6 +17,7 @@ mod json;
 mod lifecycle;
 mod load;
 mod pipeline;
+mod race;
 pub mod registry;
 mod snapshots;
 
@@ -33,6 +34,7 @@ pub use pipeline::{
     Blocked, Correlated, DrainOptions, DrainSummary, POISON_PREFIX, Retrying, Scope, SettleOptions,
     Worker, WorkerOptions,
 };
+pub use race::RaceBackoff;
 pub use registry::{Catalog, Registry};
 
 use crate::error::{ActError, StoreError, ValidationError};
@@ -62,6 +64,10 @@ struct Inner {
     pipeline: Pipeline,
     max_event_bytes: usize,
     grace: std::time::Duration,
+    /// The pause before retrying an action that lost a race.
+    race_backoff: RaceBackoff,
+    /// The turns of the actions on each stream in this process.
+    turns: race::StreamTurns,
 }
 
 impl std::fmt::Debug for Act {

@@ -454,3 +454,91 @@ async fn writers_of_one_process_never_race_on_a_stream() {
         let _ = std::fs::remove_file(p);
     }
 }
+
+/// A hand-written handler that emits a deprecated event version (`#[action(emit = ...)]`
+/// refuses it at compile time; `tests/ui/fail/emit_deprecated_version.rs`).
+mod versions {
+    use act_runtime::prelude::*;
+
+    #[state(actions(Deposit, DepositOld))]
+    #[derive(Debug, Clone, Default)]
+    pub struct Account {
+        pub balance: u64,
+    }
+
+    #[emits(Account)]
+    #[derive(Debug, Clone)]
+    #[allow(non_camel_case_types)]
+    pub enum AccountEvent {
+        Deposited { amount: u64 },
+        Deposited_v2 { amount: u64, memo: String },
+    }
+
+    impl Patch<AccountEvent> for Account {
+        fn patch(&mut self, event: &AccountEvent) {
+            match event {
+                AccountEvent::Deposited { amount } | AccountEvent::Deposited_v2 { amount, .. } => {
+                    self.balance += amount
+                }
+            }
+        }
+    }
+
+    #[action(Account)]
+    pub struct Deposit {
+        pub amount: u64,
+    }
+
+    impl Handle for Deposit {
+        fn handle(&self, _: &Account, _: &Target) -> Emit<AccountEvent> {
+            Ok(vec![AccountEvent::Deposited_v2 {
+                amount: self.amount,
+                memo: String::new(),
+            }])
+        }
+    }
+
+    #[action(Account)]
+    pub struct DepositOld {
+        pub amount: u64,
+    }
+
+    impl Handle for DepositOld {
+        fn handle(&self, _: &Account, _: &Target) -> Emit<AccountEvent> {
+            Ok(vec![
+                AccountEvent::Deposited_v2 {
+                    amount: 1,
+                    memo: String::new(),
+                },
+                AccountEvent::Deposited {
+                    amount: self.amount,
+                },
+            ])
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deprecated_event_version_from_a_handler_is_refused_before_commit() {
+    use versions::{Account, Deposit, DepositOld};
+    let app = act().with_state::<Account>().build().unwrap();
+    let err = app
+        .execute(DepositOld { amount: 5 }, Target::new("acct", actor()))
+        .await
+        .unwrap_err();
+    match &err {
+        ActError::Validation(v) => {
+            assert_eq!(v.target, "Deposited");
+            assert!(v.to_string().contains("deprecated event version"), "{v}");
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert!(
+        app.query(&Query::all()).await.unwrap().is_empty(),
+        "nothing committed"
+    );
+    app.execute(Deposit { amount: 5 }, Target::new("acct", actor()))
+        .await
+        .unwrap();
+    assert_eq!(app.load::<Account>("acct").await.unwrap().state.balance, 5);
+}

@@ -242,6 +242,20 @@ impl Act {
         let msgs = events
             .iter()
             .map(|e| {
+                // `#[action(emit = ...)]` refuses a deprecated version at compile time; a
+                // hand-written handler is checked here, before anything is committed.
+                if is_deprecated(e) {
+                    return Err(ValidationError::new(
+                        e.name(),
+                        "",
+                        format!(
+                            "action `{}` emits `{}`, a deprecated event version (kept only to \
+                             read old streams); emit the latest version",
+                            A::NAME,
+                            e.name()
+                        ),
+                    ));
+                }
                 let data = e.to_data().map_err(|err| {
                     ValidationError::new(e.name(), "", format!("cannot serialize: {err}"))
                 })?;
@@ -468,4 +482,9 @@ impl Act {
         super::json::validate(entry, &payload)?;
         entry.exec(self, payload, target).await
     }
+}
+
+/// Whether `e` is a deprecated version of its event (one with a newer `_vN`).
+fn is_deprecated<E: crate::model::Event>(e: &E) -> bool {
+    E::DEPRECATED.contains(&e.name())
 }

@@ -383,8 +383,8 @@ async fn racing_writers_probe() {
             },
         ),
     ] {
-        let path = std::env::temp_dir().join(format!("act-race-{}-{label}.db", std::process::id()));
-        let store = SqliteStore::open(&path).await.unwrap();
+        let db = act_tests::TempDb::new(&format!("race-{label}"));
+        let store = SqliteStore::open(&db.0).await.unwrap();
         let app = act()
             .with_store(store)
             .with_state::<Counter>()
@@ -412,11 +412,6 @@ async fn racing_writers_probe() {
         }
         println!("{label}: {failed} of 640 actions ran out of retries");
         app.shutdown().await.unwrap();
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
     }
 }
 
@@ -425,9 +420,9 @@ async fn racing_writers_probe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writers_of_one_process_never_race_on_a_stream() {
     use act_tests::counter::{Counter, Increment};
-    let path = std::env::temp_dir().join(format!("act-turns-{}.db", std::process::id()));
+    let db = act_tests::TempDb::new("turns");
     let app = act()
-        .with_store(SqliteStore::open(&path).await.unwrap())
+        .with_store(SqliteStore::open(&db.0).await.unwrap())
         .with_state::<Counter>()
         .build()
         .unwrap();
@@ -448,11 +443,6 @@ async fn writers_of_one_process_never_race_on_a_stream() {
     }
     assert_eq!(app.load::<Counter>("one").await.unwrap().state.count, 160);
     app.shutdown().await.unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
 }
 
 /// A hand-written handler that emits a deprecated event version (`#[action(emit = ...)]`

@@ -219,3 +219,29 @@ pub mod ledger {
         pub line: String,
     }
 }
+
+/// A fresh SQLite database path under the system temp dir, removed with its `-wal` and
+/// `-shm` files when dropped.
+pub struct TempDb(pub std::path::PathBuf);
+
+impl TempDb {
+    /// A new path tagged `tag` (unique per process and call).
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let name = format!("act-{tag}-{}-{nanos}.db", std::process::id());
+        Self(std::env::temp_dir().join(name))
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! the runtime free. Each test orders events instead of timing them: the runtime must make
 //! progress *while* the commit waits, and only that progress releases the lock.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use act_runtime::adapters::SqliteStore;
 use act_runtime::model::{Actor, EventMeta, Message};
 use act_runtime::ports::{Query, Store};
+use act_tests::TempDb;
 use sqlx::{Connection, SqliteConnection};
 
 /// How long a lock holder waits for the runtime's signal before letting go anyway (so a
@@ -18,30 +19,6 @@ use sqlx::{Connection, SqliteConnection};
 const HOLD_AT_MOST: Duration = Duration::from_secs(5);
 /// Ticks the runtime must make while the commit waits.
 const TICKS: usize = 10;
-
-/// A fresh database path, removed (with its WAL files) on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let name = format!("act-off-runtime-{tag}-{}-{nanos}.db", std::process::id());
-        Self(std::env::temp_dir().join(name))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.0.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
 
 fn tick() -> Message {
     Message::new(

@@ -214,13 +214,29 @@ fn handle(
     private: &TokenStream,
 ) -> TokenStream {
     let ident = &def.item.ident;
-    let fields = def.item.fields.members().map(|m| {
-        let span = match &m {
-            Member::Named(i) => i.span(),
-            Member::Unnamed(i) => i.span,
-        };
-        quote_spanned!(span=> #m: ::core::clone::Clone::clone(&self.#m))
-    });
+    // Each field is cloned into a local first (its type is the action's, so the clone cannot
+    // fail), then the local fills the variant's field: a field of another type is then a
+    // plain "mismatched types" on the user's field, not an argument of `Clone::clone`.
+    let (clones, fields): (Vec<_>, Vec<_>) = def
+        .item
+        .fields
+        .members()
+        .map(|m| {
+            let (span, name) = match &m {
+                Member::Named(i) => (i.span(), i.unraw().to_string()),
+                Member::Unnamed(i) => (i.span, i.index.to_string()),
+            };
+            let local = quote::format_ident!(
+                "__field_{}",
+                name,
+                span = Span::mixed_site().located_at(span)
+            );
+            (
+                quote_spanned!(span=> let #local = ::core::clone::Clone::clone(&self.#m);),
+                quote_spanned!(span=> #m: #local),
+            )
+        })
+        .unzip();
     let event_path = quote_spanned!(variant.span()=> #events::#variant);
     let checked = quote_spanned! {events.span()=>
         #private::event_of::<#state, #events>
@@ -245,6 +261,7 @@ fn handle(
                 _: &#state,
                 _: &#private::Target,
             ) -> #private::Emit<#private::EventOf<#state>> {
+                #(#clones)*
                 ::core::result::Result::Ok(::std::vec![#checked(#event_path { #(#fields),* })])
             }
         }

@@ -716,10 +716,11 @@ fn check_field(cx: &mut Ctxt, def: &ReactionDef, param: &syn::PatType) {
     }
 }
 
-/// The unit struct, the `Reaction` impl (with the handler nested in it), and the check that
-/// the event variant exists. When the handler cannot be called (`callable` is false) or the
-/// target is wrong, the impl is still generated, with a body that does not call it, so the
-/// macro's own error is the only one; without a valid `on`, the item is emitted unchanged.
+/// The struct and the value of the user's name, the `Reaction` impl (with the handler nested
+/// in it), and the check that the event variant exists. When the handler cannot be called
+/// (`callable` is false) or the target is wrong, the impl is still generated, with a body that
+/// does not call it, so the macro's own error is the only one; without a valid `on`, the item
+/// is emitted unchanged.
 pub(crate) fn generate(def: &ReactionDef, callable: bool) -> TokenStream {
     let item = &def.item;
     let Some((events, variant)) = def.on.as_ref() else {
@@ -797,28 +798,37 @@ pub(crate) fn generate(def: &ReactionDef, callable: bool) -> TokenStream {
         }
     };
     let handler = callable.then_some(&handler);
-    // The struct lives in a module named after its definition site, and is re-exported:
-    // two reactions of one name in one module then clash on the re-export only (one error,
-    // on the second), while each impl still names its own struct.
+    // The struct lives in a module named after its definition site, so that each impl names
+    // its own struct even when two reactions of a module share a name. The struct is braced,
+    // so the re-export brings the type only; the value is a `const` of the user's name.
     let module = quote::format_ident!(
         "__act_reaction_{}_{}",
         ident.unraw(),
         location(ident.span())
     );
-    // Located on the user's name but marked as generated: a duplicate's error then shows
-    // the attribute that generated the clashing re-export.
+    // Both located on the user's name but marked as generated. Two reactions of one name in
+    // one module then clash first on the `const`, a definition ("the name `record` is defined
+    // multiple times", on the second name), and rustc drops the clash of the re-exports, on
+    // the same span: no suggestion to rename a generated import with `as`.
+    let user_span = Span::call_site().located_at(ident.span());
     let mut reexport = ident.clone();
-    reexport.set_span(Span::call_site().located_at(ident.span()));
+    reexport.set_span(user_span);
+    let value = quote_spanned! {user_span=>
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        #vis const #reexport: #module::#ident = #module::#ident {};
+    };
     quote! {
         #[allow(non_snake_case)]
         mod #module {
             #(#docs)*
             #[allow(non_camel_case_types)]
             #[derive(Debug, Clone, Copy, Default)]
-            pub struct #ident;
+            pub struct #ident {}
         }
         #[allow(unused_imports)]
         #vis use #module::#reexport;
+        #value
 
         #[automatically_derived]
         impl #private::Reaction for #module::#ident {
@@ -935,6 +945,13 @@ fn call_handler(
     let event_local = syn::Ident::new("__event", Span::mixed_site());
     let scope_local = syn::Ident::new("__scope", Span::mixed_site());
     let result_local = syn::Ident::new("__result", Span::mixed_site());
+    // The identity traits are named after the reaction, so that the name rustc prints in
+    // "the trait `..` is not implemented" reads in the user's terms and is unique in the
+    // crate (two traits of one name print with their whole path, through the impl).
+    let reaction = ident.unraw();
+    let event_trait = quote::format_ident!("{reaction}_event_parameter");
+    let scope_trait = quote::format_ident!("{reaction}_scope_parameter");
+    let output_trait = quote::format_ident!("{reaction}_return_type");
 
     // The identity traits first, then the locals.
     let mut items = TokenStream::new();
@@ -951,15 +968,16 @@ fn call_handler(
             "reaction `{ident}` takes its event as `&Committed<{events_name}>`, not `{{Self}}`"
         );
         let cast = quote_spanned! {event_ty.span()=>
-            <#event_ty as __EventParam<&'a #private::Committed<#events>>>::__cast(event)
+            <#event_ty as #event_trait<&'a #private::Committed<#events>>>::cast(event)
         };
         items.extend(quote! {
+            #[allow(non_camel_case_types)]
             #[diagnostic::on_unimplemented(message = #event_msg, label = "expected `&Committed<_>` of the event's enum", note = #note)]
-            trait __EventParam<T> {
-                fn __cast(value: T) -> Self;
+            trait #event_trait<T> {
+                fn cast(value: T) -> Self;
             }
-            impl<T> __EventParam<T> for T {
-                fn __cast(value: T) -> T {
+            impl<T> #event_trait<T> for T {
+                fn cast(value: T) -> T {
                     value
                 }
             }
@@ -971,24 +989,26 @@ fn call_handler(
     let output_msg =
         format!("reaction `{ident}` returns `Result<(), ReactionError>`, not `{{Self}}`");
     let scope_cast = quote_spanned! {scope_ty.span()=>
-        <#scope_ty as __ScopeParam<&'a #private::Scope>>::__cast(scope)
+        <#scope_ty as #scope_trait<&'a #private::Scope>>::cast(scope)
     };
     items.extend(quote! {
+        #[allow(non_camel_case_types)]
         #[diagnostic::on_unimplemented(message = #scope_msg, label = "expected `&Scope`", note = #note)]
-        trait __ScopeParam<T> {
-            fn __cast(value: T) -> Self;
+        trait #scope_trait<T> {
+            fn cast(value: T) -> Self;
         }
-        impl<T> __ScopeParam<T> for T {
-            fn __cast(value: T) -> T {
+        impl<T> #scope_trait<T> for T {
+            fn cast(value: T) -> T {
                 value
             }
         }
+        #[allow(non_camel_case_types)]
         #[diagnostic::on_unimplemented(message = #output_msg, label = "expected `Result<(), ReactionError>`", note = #note)]
-        trait __Output<T> {
-            fn __into(self) -> T;
+        trait #output_trait<T> {
+            fn convert(self) -> T;
         }
-        impl<T> __Output<T> for T {
-            fn __into(self) -> T {
+        impl<T> #output_trait<T> for T {
+            fn convert(self) -> T {
                 self
             }
         }
@@ -1030,17 +1050,18 @@ fn call_handler(
     }
     args.push(scope_local.to_token_stream());
     let output = quote_spanned! {output_ty.span()=>
-        <#output_ty as __Output<::core::result::Result<(), #private::ReactionError>>>::__into(#result_local)
+        <#output_ty as #output_trait<::core::result::Result<(), #private::ReactionError>>>::convert(#result_local)
     };
     let call = quote_spanned!(ident.span()=> #ident(#(#args),*));
-    quote! {
+    // In a block of their own: the handler, an item of the enclosing block, cannot see them.
+    quote! {{
         #items
         #locals
         ::std::boxed::Box::pin(async move {
             let #result_local = #call.await;
             #output
         })
-    }
+    }}
 }
 
 #[cfg(test)]

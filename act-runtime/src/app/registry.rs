@@ -21,6 +21,11 @@ type ExecJson = for<'a> fn(&'a Act, Value, Target) -> BoxFuture<'a, Result<Execu
 type LoadJson = for<'a> fn(&'a Act, &'a str) -> BoxFuture<'a, Result<Value, ActError>>;
 
 /// The actions of a state, as registry entries. Implemented by `#[state(actions(...))]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no events",
+    label = "no enum is marked `#[emits({Self})]`",
+    note = "declare the events of `{Self}` with `#[emits({Self})] enum ...`"
+)]
 pub trait StateActions: Emits {
     /// One entry per action listed in `#[state(actions(...))]`.
     fn actions() -> Vec<ActionEntry>;

@@ -532,3 +532,37 @@ async fn a_deprecated_event_version_from_a_handler_is_refused_before_commit() {
         .unwrap();
     assert_eq!(app.load::<Account>("acct").await.unwrap().state.balance, 5);
 }
+
+/// `execute` trusts a cached state and lets the commit's version check catch staleness:
+/// when another process wrote since, the commit conflicts, the cache is dropped and the
+/// retry runs on the fresh state. Two stores on one SQLite file stand for two processes.
+#[tokio::test]
+async fn a_cached_state_made_stale_by_another_process_is_caught_at_commit() {
+    use act_tests::counter::{Counter, Increment};
+    let db = act_tests::TempDb::new("stale-cache");
+    let app = |store| {
+        act()
+            .with_store(store)
+            .with_state::<Counter>()
+            .build()
+            .unwrap()
+    };
+    let a = app(SqliteStore::open(&db.0).await.unwrap());
+    let b = app(SqliteStore::open(&db.0).await.unwrap());
+    let inc = |by| Increment { by };
+    for _ in 0..2 {
+        a.execute(inc(1), Target::new("n", actor())).await.unwrap(); // cached in a
+    }
+    b.execute(inc(10), Target::new("n", actor())).await.unwrap(); // a's cache is stale
+    let out = a
+        .execute(inc(100), Target::new("n", actor()))
+        .await
+        .unwrap();
+    assert_eq!(out.snapshot.state.count, 112, "decided on the fresh state");
+    assert_eq!(out.snapshot.version, 3);
+    let events = a.query(&Query::stream("n")).await.unwrap();
+    assert_eq!(events.len(), 4, "nothing committed from the stale state");
+    assert_eq!(a.load::<Counter>("n").await.unwrap().state.count, 112);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

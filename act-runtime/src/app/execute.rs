@@ -204,8 +204,10 @@ impl Act {
     ) -> Result<Executed<A::State>, ActError> {
         validate_stream(&target.stream)?;
         let stream = target.stream.as_str();
+        // A cached state is trusted as it is: the commit is guarded by its version, so if
+        // another process wrote since, the commit conflicts and the retry reloads.
         let loaded = self
-            .load_inner::<A::State>(stream, &Default::default())
+            .load_from::<A::State>(stream, &Default::default(), true)
             .await?;
         if loaded.closed {
             return Err(StreamClosedError {

@@ -151,6 +151,21 @@ impl Act {
         stream: &str,
         options: &LoadOptions,
     ) -> Result<Loaded<S>, ActError> {
+        self.load_from::<S>(stream, options, false).await
+    }
+
+    /// [`Act::load_inner`]; with `trust_cache`, a cached state is returned as it is, without
+    /// reading the events committed after it. Only `execute` asks for that: it commits
+    /// against the version it decided on, so a stale cached state (another process wrote
+    /// since) is a conflict, and the retry reloads. A cached version 0 is always checked:
+    /// a stream closed or truncated elsewhere restarts at version 0 and would otherwise
+    /// match it.
+    pub(crate) async fn load_from<S: Emits>(
+        &self,
+        stream: &str,
+        options: &LoadOptions,
+        trust_cache: bool,
+    ) -> Result<Loaded<S>, ActError> {
         validate_stream(stream)?;
         if !self.inner.registry.has_state::<S>() {
             return Err(ActError::UnknownState(S::NAME.to_owned()));
@@ -173,6 +188,12 @@ impl Act {
                         snap.patches = entry.patches;
                         snap.snaps = entry.snaps;
                         snap.cache_hit = true;
+                        if trust_cache && entry.version > 0 {
+                            return Ok(Loaded {
+                                snapshot: snap,
+                                closed: false,
+                            });
+                        }
                         query.after = Some(entry.event_id);
                     }
                     Err(e) => {

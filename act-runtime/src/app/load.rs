@@ -173,6 +173,8 @@ impl Act {
         let travel = options.is_time_travel();
         let mut snap = Snapshot::<S>::initial();
         let mut query = Query::stream(stream);
+        // The fold reads names, payloads, versions and ids only.
+        query.skip_meta = true;
         if travel {
             query.before = options.before;
             query.created_before = options.created_before;
@@ -232,7 +234,8 @@ impl Act {
             );
             snap = Snapshot::<S>::initial();
             closed = false;
-            let replay = Query::stream(stream);
+            let mut replay = Query::stream(stream);
+            replay.skip_meta = true;
             let mut ignored = None;
             self.inner
                 .store

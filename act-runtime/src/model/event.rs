@@ -129,6 +129,18 @@ pub struct EventMeta {
     pub actor: Actor,
 }
 
+impl EventMeta {
+    /// A meta with nothing in it: what a store may hand out for a query with
+    /// [`skip_meta`](crate::ports::Query::skip_meta).
+    pub fn empty() -> Self {
+        Self {
+            correlation: String::new(),
+            causation: Causation::default(),
+            actor: crate::model::Actor::new("", ""),
+        }
+    }
+}
+
 /// A committed event: `D` is the payload, raw JSON by default or a typed event enum.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Committed<D = Data> {

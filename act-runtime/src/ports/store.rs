@@ -71,6 +71,11 @@ pub struct Query {
     pub correlation: Option<String>,
     /// Include `__snapshot__` events (and, with an exact stream, start at the latest one).
     pub with_snaps: bool,
+    /// The caller does not read the events' meta (a load folding a state): a store may
+    /// hand them out with an empty meta instead of decoding each one. Everything else is
+    /// as without it.
+    #[serde(default)]
+    pub skip_meta: bool,
 }
 
 impl Query {

@@ -169,15 +169,30 @@ fn push_literal(out: &mut String, c: char) {
 
 /// The columns [`event`] reads, in order.
 pub(crate) const EVENT_COLUMNS: &str = "id, name, data::text, stream, version, created, meta::text";
+/// [`EVENT_COLUMNS`] for a query that skips the meta: the server does not render it.
+pub(crate) const EVENT_COLUMNS_NO_META: &str =
+    "id, name, data::text, stream, version, created, NULL::text";
 
 /// The last meta decoded while reading rows: the events of one commit share one meta text,
 /// so they share one parsed [`EventMeta`] too.
 #[derive(Default)]
 pub(crate) struct MetaCache {
     last: Option<(String, Arc<EventMeta>)>,
+    /// For a query with `skip_meta`: every event gets this empty meta, nothing is decoded.
+    skipped: Option<Arc<EventMeta>>,
 }
 
 impl MetaCache {
+    /// A cache for `q`: one that decodes nothing when `q.skip_meta`.
+    pub(crate) fn for_query(q: &crate::ports::Query) -> Self {
+        Self {
+            last: None,
+            skipped: q
+                .skip_meta
+                .then(|| Arc::new(crate::model::EventMeta::empty())),
+        }
+    }
+
     fn get(&mut self, text: &str) -> Result<Arc<EventMeta>, serde_json::Error> {
         if let Some((t, meta)) = &self.last
             && t == text
@@ -206,10 +221,15 @@ pub(crate) fn event(row: &PgRow, metas: &mut MetaCache) -> Result<Committed, Sto
         .map_err(|e| corrupt(format!("payload: {e}")))?;
     let data =
         RawValue::from_string(data).map_err(|e| corrupt(format!("payload is not JSON: {e}")))?;
-    let meta_text: &str = row.try_get(6).map_err(|e| corrupt(format!("meta: {e}")))?;
-    let meta = metas
-        .get(meta_text)
-        .map_err(|e| corrupt(format!("meta: {e}")))?;
+    let meta = match &metas.skipped {
+        Some(empty) => Arc::clone(empty),
+        None => {
+            let meta_text: &str = row.try_get(6).map_err(|e| corrupt(format!("meta: {e}")))?;
+            metas
+                .get(meta_text)
+                .map_err(|e| corrupt(format!("meta: {e}")))?
+        }
+    };
     let version: i32 = row.try_get(4).map_err(&get)?;
     let created: DateTime<Utc> = row.try_get(5).map_err(&get)?;
     Ok(Committed {

@@ -179,7 +179,11 @@ impl PostgresStore {
         };
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT {} FROM {} WHERE true",
-            codec::EVENT_COLUMNS,
+            if q.skip_meta {
+                codec::EVENT_COLUMNS_NO_META
+            } else {
+                codec::EVENT_COLUMNS
+            },
             self.sql.events
         ));
         let mut order = "id";
@@ -253,7 +257,7 @@ impl PostgresStore {
         }
         let err = backend("query");
         let mut rows = qb.build().fetch(&self.pool);
-        let mut metas = codec::MetaCache::default();
+        let mut metas = codec::MetaCache::for_query(q);
         let mut n = 0;
         while let Some(row) = next(&mut rows).await {
             let row = row.map_err(&err)?;

@@ -67,9 +67,21 @@ pub(crate) const EVENT_COLUMNS: &str = "id, name, data, stream, version, created
 #[derive(Default)]
 pub(crate) struct MetaCache {
     last: Option<(String, Arc<EventMeta>)>,
+    /// For a query with `skip_meta`: every event gets this empty meta, nothing is decoded.
+    skipped: Option<Arc<EventMeta>>,
 }
 
 impl MetaCache {
+    /// A cache for `q`: one that decodes nothing when `q.skip_meta`.
+    pub(crate) fn for_query(q: &crate::ports::Query) -> Self {
+        Self {
+            last: None,
+            skipped: q
+                .skip_meta
+                .then(|| Arc::new(crate::model::EventMeta::empty())),
+        }
+    }
+
     fn get(&mut self, text: &str, operation: &'static str) -> Result<Arc<EventMeta>, StoreError> {
         if let Some((t, meta)) = &self.last
             && t == text
@@ -100,9 +112,12 @@ pub(crate) fn event(row: &Row<'_>, metas: &mut MetaCache) -> Result<Committed, S
     let data = text(row, 2).map_err(|e| corrupt(format!("payload: {e}")))?;
     let data = RawValue::from_string(data.to_owned())
         .map_err(|e| corrupt(format!("payload is not JSON: {e}")))?;
-    let meta = metas
-        .get(text(row, 6).map_err(|e| corrupt(format!("meta: {e}")))?, OP)
-        .map_err(|e| corrupt(format!("meta: {e}")))?;
+    let meta = match &metas.skipped {
+        Some(empty) => Arc::clone(empty),
+        None => metas
+            .get(text(row, 6).map_err(|e| corrupt(format!("meta: {e}")))?, OP)
+            .map_err(|e| corrupt(format!("meta: {e}")))?,
+    };
     Ok(Committed {
         id,
         name: row.get(1).map_err(&get)?,

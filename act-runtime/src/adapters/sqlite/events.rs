@@ -214,7 +214,7 @@ pub(crate) fn query(
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params))
         .map_err(&err)?;
-    let mut metas = codec::MetaCache::default();
+    let mut metas = codec::MetaCache::for_query(q);
     let mut n = 0;
     while let Some(row) = rows.next().map_err(&err)? {
         n += 1;

@@ -63,6 +63,7 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "query: names filter after the snapshot floor" => snaps_floor_names,
         "query: tombstones are visible without with_snaps" => tombstones_visible,
         "query: filters combine (pattern, names, after, limit)" => combined,
+        "query: skip_meta keeps everything but the meta" => skip_meta,
     ]
 }
 
@@ -885,5 +886,41 @@ async fn combined(s: Arc<dyn Store>) -> Outcome {
         .map(|e| e.id)
         .collect();
     ensure_eq!(got.iter().map(|e| e.id).collect::<Vec<_>>(), want, "ids");
+    Ok(())
+}
+
+async fn skip_meta(s: Arc<dyn Store>) -> Outcome {
+    commit(&*s, "s", &["A", "B"]).await?;
+    commit(&*s, "t", &["C"]).await?;
+    for q in [
+        Query::all(),
+        Query::stream("s"),
+        Query::stream("s").after(1),
+    ] {
+        let full = read(&*s, &q).await?;
+        let lean = read(
+            &*s,
+            &Query {
+                skip_meta: true,
+                ..q.clone()
+            },
+        )
+        .await?;
+        let key = |e: &Committed| {
+            (
+                e.id,
+                e.name.clone(),
+                e.data.get().to_owned(),
+                e.stream.clone(),
+                e.version,
+                e.created,
+            )
+        };
+        ensure_eq!(
+            lean.iter().map(key).collect::<Vec<_>>(),
+            full.iter().map(key).collect::<Vec<_>>(),
+            "{q:?}: events"
+        );
+    }
     Ok(())
 }

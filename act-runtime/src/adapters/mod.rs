@@ -8,6 +8,8 @@
 //!   prefix per tenant.
 
 pub mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod meta;
 mod text;
 
 pub use memory::{InMemoryCache, InMemoryStore};

@@ -1,15 +1,13 @@
 //! Conversions between the port's records and PostgreSQL values: errors, NUL checks, the
 //! portable stream-pattern grammar as `LIKE`, times and row decoding.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::error::{StoreError, ValidationError};
-use crate::model::{Committed, EventMeta};
+use crate::model::Committed;
 use crate::ports::pattern::{Pattern, Token};
 use crate::ports::{Lease, StreamMatch, StreamPosition};
 
@@ -173,37 +171,7 @@ pub(crate) const EVENT_COLUMNS: &str = "id, name, data::text, stream, version, c
 pub(crate) const EVENT_COLUMNS_NO_META: &str =
     "id, name, data::text, stream, version, created, NULL::text";
 
-/// The last meta decoded while reading rows: the events of one commit share one meta text,
-/// so they share one parsed [`EventMeta`] too.
-#[derive(Default)]
-pub(crate) struct MetaCache {
-    last: Option<(String, Arc<EventMeta>)>,
-    /// For a query with `skip_meta`: every event gets this empty meta, nothing is decoded.
-    skipped: Option<Arc<EventMeta>>,
-}
-
-impl MetaCache {
-    /// A cache for `q`: one that decodes nothing when `q.skip_meta`.
-    pub(crate) fn for_query(q: &crate::ports::Query) -> Self {
-        Self {
-            last: None,
-            skipped: q
-                .skip_meta
-                .then(|| Arc::new(crate::model::EventMeta::empty())),
-        }
-    }
-
-    fn get(&mut self, text: &str) -> Result<Arc<EventMeta>, serde_json::Error> {
-        if let Some((t, meta)) = &self.last
-            && t == text
-        {
-            return Ok(Arc::clone(meta));
-        }
-        let meta = Arc::new(serde_json::from_str::<EventMeta>(text)?);
-        self.last = Some((text.to_owned(), Arc::clone(&meta)));
-        Ok(meta)
-    }
-}
+pub(crate) use crate::adapters::meta::MetaCache;
 
 /// Decodes an events row selected with [`EVENT_COLUMNS`]; a row whose payload or meta
 /// does not decode is [`StoreError::Corrupt`].
@@ -221,15 +189,9 @@ pub(crate) fn event(row: &PgRow, metas: &mut MetaCache) -> Result<Committed, Sto
         .map_err(|e| corrupt(format!("payload: {e}")))?;
     let data =
         RawValue::from_string(data).map_err(|e| corrupt(format!("payload is not JSON: {e}")))?;
-    let meta = match &metas.skipped {
-        Some(empty) => Arc::clone(empty),
-        None => {
-            let meta_text: &str = row.try_get(6).map_err(|e| corrupt(format!("meta: {e}")))?;
-            metas
-                .get(meta_text)
-                .map_err(|e| corrupt(format!("meta: {e}")))?
-        }
-    };
+    let meta = metas
+        .next(|| row.try_get::<&str, _>(6))
+        .map_err(|e| corrupt(format!("meta: {e}")))?;
     let version: i32 = row.try_get(4).map_err(&get)?;
     let created: DateTime<Utc> = row.try_get(5).map_err(&get)?;
     Ok(Committed {

@@ -5,14 +5,12 @@
 //! text-format pitfalls (years before 0 or after 9999). Read them in SQL with
 //! `strftime('%Y-%m-%dT%H:%M:%fZ', created / 1e6, 'unixepoch')`.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 use serde_json::value::RawValue;
 
 use crate::error::StoreError;
-use crate::model::{Committed, EventMeta};
+use crate::model::Committed;
 use crate::ports::{Lease, StreamPosition};
 
 /// `t` as microseconds since the epoch, rounded down.
@@ -62,40 +60,7 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 /// The columns [`event`] reads, in order.
 pub(crate) const EVENT_COLUMNS: &str = "id, name, data, stream, version, created, meta";
 
-/// The last meta decoded while reading rows: the events of one commit share one meta text,
-/// so they share one parsed [`EventMeta`] too.
-#[derive(Default)]
-pub(crate) struct MetaCache {
-    last: Option<(String, Arc<EventMeta>)>,
-    /// For a query with `skip_meta`: every event gets this empty meta, nothing is decoded.
-    skipped: Option<Arc<EventMeta>>,
-}
-
-impl MetaCache {
-    /// A cache for `q`: one that decodes nothing when `q.skip_meta`.
-    pub(crate) fn for_query(q: &crate::ports::Query) -> Self {
-        Self {
-            last: None,
-            skipped: q
-                .skip_meta
-                .then(|| Arc::new(crate::model::EventMeta::empty())),
-        }
-    }
-
-    fn get(&mut self, text: &str, operation: &'static str) -> Result<Arc<EventMeta>, StoreError> {
-        if let Some((t, meta)) = &self.last
-            && t == text
-        {
-            return Ok(Arc::clone(meta));
-        }
-        let meta = Arc::new(
-            serde_json::from_str::<EventMeta>(text)
-                .map_err(|e| StoreError::backend(operation, e))?,
-        );
-        self.last = Some((text.to_owned(), Arc::clone(&meta)));
-        Ok(meta)
-    }
-}
+pub(crate) use crate::adapters::meta::MetaCache;
 
 /// Decodes an `events` row selected with [`EVENT_COLUMNS`]: a payload or meta that is not
 /// JSON is [`StoreError::Corrupt`], naming the event.
@@ -112,12 +77,9 @@ pub(crate) fn event(row: &Row<'_>, metas: &mut MetaCache) -> Result<Committed, S
     let data = text(row, 2).map_err(|e| corrupt(format!("payload: {e}")))?;
     let data = RawValue::from_string(data.to_owned())
         .map_err(|e| corrupt(format!("payload is not JSON: {e}")))?;
-    let meta = match &metas.skipped {
-        Some(empty) => Arc::clone(empty),
-        None => metas
-            .get(text(row, 6).map_err(|e| corrupt(format!("meta: {e}")))?, OP)
-            .map_err(|e| corrupt(format!("meta: {e}")))?,
-    };
+    let meta = metas
+        .next(|| text(row, 6))
+        .map_err(|e| corrupt(format!("meta: {e}")))?;
     Ok(Committed {
         id,
         name: row.get(1).map_err(&get)?,

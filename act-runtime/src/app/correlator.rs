@@ -48,7 +48,7 @@ impl Correlator {
 }
 
 /// `{state[..4]}-{action[..4]}-{UUID v7}`: unique across every process sharing a store,
-/// and ordered by creation time.
+/// and ordered by creation time to the millisecond.
 fn default_id(ctx: &CorrelationContext<'_>) -> String {
     let mut id = String::with_capacity(42);
     push_prefix(&mut id, ctx.state);
@@ -56,7 +56,7 @@ fn default_id(ctx: &CorrelationContext<'_>) -> String {
     push_prefix(&mut id, ctx.action);
     id.push('-');
     let mut buf = uuid::Uuid::encode_buffer();
-    id.push_str(uuid::Uuid::now_v7().simple().encode_lower(&mut buf));
+    id.push_str(super::ids::uuid_v7().simple().encode_lower(&mut buf));
     id
 }
 

@@ -13,6 +13,7 @@
 mod builder;
 mod correlator;
 mod execute;
+mod ids;
 mod json;
 mod lifecycle;
 mod load;

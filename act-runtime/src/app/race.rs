@@ -77,8 +77,7 @@ impl RaceBackoff {
         let shift = attempt.saturating_sub(1).min(30);
         let step = self.base.saturating_mul(1 << shift).min(self.max);
         let half = step / 2;
-        // Low bits of a UUID v7 are random (74 bits of them): enough for a jitter.
-        let random = uuid::Uuid::now_v7().as_u128() as u64;
+        let random = super::ids::random_u64();
         let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
         let jitter = if nanos == 0 { 0 } else { random % (nanos + 1) };
         half + Duration::from_nanos(jitter)

@@ -2,36 +2,66 @@
 //! race each other); across processes, an action that lost a race pauses before it runs
 //! again.
 
-use std::hash::{BuildHasher, RandomState};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, MutexGuard};
-
-/// Stripes of the per-stream turn locks (streams hashing to one stripe share its turns).
-const STRIPES: usize = 1024;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The turns of the actions on each stream in this process: an action holds its stream's
 /// turn from load to commit, so two actions of one process never load the same version and
-/// then race to commit it. Streams share a fixed number of stripes (a few bytes each).
+/// then race to commit it. Each stream has its own turn (a slow commit on one stream never
+/// delays another), kept only while an action holds or waits for it.
+#[derive(Default)]
 pub(crate) struct StreamTurns {
-    stripes: Box<[Mutex<()>]>,
-    hasher: RandomState,
+    held: parking_lot::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
-impl Default for StreamTurns {
-    fn default() -> Self {
-        Self {
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            hasher: RandomState::new(),
-        }
-    }
+/// A stream's turn, given back when dropped.
+pub(crate) struct Turn<'t> {
+    turns: &'t StreamTurns,
+    stream: String,
+    guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl StreamTurns {
     /// Waits for `stream`'s turn.
-    pub(crate) async fn take(&self, stream: &str) -> MutexGuard<'_, ()> {
-        let i = (self.hasher.hash_one(stream) % STRIPES as u64) as usize;
-        self.stripes[i].lock().await
+    pub(crate) async fn take(&self, stream: &str) -> Turn<'_> {
+        let lock = {
+            let mut held = self.held.lock();
+            match held.get(stream) {
+                Some(lock) => Arc::clone(lock),
+                None => Arc::clone(held.entry(stream.to_owned()).or_default()),
+            }
+        };
+        // If this wait is cancelled, the clone is dropped and `Drop` below never runs for
+        // it: the entry is then removed by the next holder that finds itself the last.
+        let guard = lock.lock_owned().await;
+        Turn {
+            turns: self,
+            stream: stream.to_owned(),
+            guard: Some(guard),
+        }
+    }
+
+    /// How many streams have a turn held or waited for.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.held.lock().len()
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut held = self.turns.held.lock();
+        // Only the map still holds it: nobody holds or waits for this stream's turn.
+        if held
+            .get(&self.stream)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            held.remove(&self.stream);
+        }
     }
 }
 
@@ -97,6 +127,37 @@ impl Default for RaceBackoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn one_stream_takes_turns_others_do_not_wait_and_nothing_is_kept() {
+        let turns = StreamTurns::default();
+        let a = turns.take("a").await;
+        // Another stream's turn is free while `a` is held.
+        let b = tokio::time::timeout(Duration::from_secs(5), turns.take("b"))
+            .await
+            .expect("b waited for a");
+        // `a` again waits until the first holder gives it back.
+        let mut again = Box::pin(turns.take("a"));
+        assert!(
+            futures_poll_once(&mut again).await.is_none(),
+            "a was taken twice"
+        );
+        drop(a);
+        let a2 = again.await;
+        drop((a2, b));
+        assert_eq!(turns.len(), 0, "turns nobody holds are not kept");
+    }
+
+    /// Polls `f` once: `Some` if it completed.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
 
     #[test]
     fn steps_double_up_to_the_cap_and_stay_between_half_and_whole() {

@@ -12,6 +12,7 @@
 
 mod builder;
 mod correlator;
+mod diagram;
 mod execute;
 mod ids;
 mod json;

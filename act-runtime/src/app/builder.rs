@@ -9,7 +9,7 @@ use super::registry::{Registry, StateActions, StateEntry};
 use super::{Act, Inner, lifecycle};
 use crate::adapters::{InMemoryCache, InMemoryStore};
 use crate::error::BuildError;
-use crate::ports::{Cache, Store};
+use crate::ports::{Cache, Clock, Store};
 use crate::projections::{Projection, ProjectionEntry};
 use crate::reactions::{Reaction, ReactionEntry, Reactions};
 
@@ -38,6 +38,7 @@ pub struct ActBuilder {
     max_event_bytes: Option<usize>,
     grace: Option<std::time::Duration>,
     race_backoff: Option<super::RaceBackoff>,
+    clock: Option<Clock>,
 }
 
 impl ActBuilder {
@@ -106,6 +107,14 @@ impl ActBuilder {
         self
     }
 
+    /// Reads `clock` for when a retry is due (the default: the wall clock). Shared with an
+    /// [`InMemoryStore::with_clock`], it makes backoff virtual time: advancing the clock
+    /// makes retries due at once.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Uses `f` to make correlation ids for requests that do not carry one.
     pub fn with_correlator(
         mut self,
@@ -138,6 +147,7 @@ impl ActBuilder {
                 grace: self.grace.unwrap_or(super::DEFAULT_SHUTDOWN_GRACE),
                 race_backoff: self.race_backoff.unwrap_or_default(),
                 turns: Default::default(),
+                clock: self.clock.unwrap_or_default(),
             }),
         })
     }

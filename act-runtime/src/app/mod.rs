@@ -71,6 +71,8 @@ struct Inner {
     race_backoff: RaceBackoff,
     /// The turns of the actions on each stream in this process.
     turns: race::StreamTurns,
+    /// When retries are due.
+    clock: crate::ports::Clock,
 }
 
 impl std::fmt::Debug for Act {

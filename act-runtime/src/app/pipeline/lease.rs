@@ -5,8 +5,6 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-
 use super::correlate::{ANY_REACTION, parse_poison, source_filter};
 use super::drain::{Blocked, DrainOptions, Retrying};
 use super::guard::{self, Failure};
@@ -437,7 +435,7 @@ impl Run<'_> {
                 }
             }
             Decision::Retry(at, error, delay, retry) => {
-                let due = Utc::now() + chrono_ms(delay);
+                let due = app.inner.clock.now() + chrono_ms(delay);
                 let handed = Lease {
                     at,
                     retry,

@@ -96,9 +96,7 @@ impl<'a> Walk<'a> {
                 }
             }
         }
-        let Some(now) = types(new) else {
-            return None;
-        };
+        let now = types(new)?;
         let Some(was) = types(old) else {
             // old values were constrained by `enum`/`const` only: accepted if each fits
             return values(old)

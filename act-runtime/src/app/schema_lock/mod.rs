@@ -54,6 +54,10 @@ use super::registry::Catalog;
 
 /// The environment variable that makes [`SchemaLock::verify`] rewrite the lock file
 /// instead of checking it (`ACT_UPDATE_SCHEMA_LOCK=1 cargo test`).
+///
+/// ```
+/// assert_eq!(act_runtime::app::UPDATE_ENV, "ACT_UPDATE_SCHEMA_LOCK");
+/// ```
 pub const UPDATE_ENV: &str = "ACT_UPDATE_SCHEMA_LOCK";
 
 /// The lock file's format version, written in the file.
@@ -76,6 +80,17 @@ pub struct SchemaLock {
 }
 
 /// One event in a [`SchemaLock`].
+///
+/// ```
+/// use act_runtime::app::SchemaLock;
+///
+/// let lock = SchemaLock::from_json(r#"{ "format": 1, "events": [{
+///     "state": "Account", "name": "Deposited_v2", "version": 2,
+///     "schema": { "type": "object" } }] }"#)?;
+/// let e = &lock.events()[0];
+/// assert_eq!((e.state.as_str(), e.name.as_str(), e.version, e.deprecated), ("Account", "Deposited_v2", 2, false));
+/// # Ok::<(), act_runtime::app::SchemaLockError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockedEvent {
     /// The state whose streams hold it.
@@ -359,7 +374,7 @@ impl Act {
     }
 }
 
-/// What [`SchemaLock::verify`] did.
+/// What [`SchemaLock::verify`] did (see [`SchemaLock::verify_with`] for an example).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum Verified {
@@ -370,13 +385,26 @@ pub enum Verified {
 }
 
 /// A change that leaves some stored event unreadable (or read with a field lost).
+///
+/// ```
+/// use act_runtime::app::{Breaking, Change};
+///
+/// let b = Breaking {
+///     event: "Deposited".into(),
+///     path: "/memo".into(),
+///     change: Change::FieldRemoved,
+///     fix: "add `Deposited_v2` instead".into(),
+/// };
+/// assert_eq!(b.to_string(), "`Deposited` at /memo: field removed; add `Deposited_v2` instead");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{event}`{}: {change}; {fix}", at(.path))]
 pub struct Breaking {
     /// The locked event's name.
     pub event: String,
     /// Where in its payload, as a JSON pointer (`/lines/*/qty`: `*` is any array element
-    /// or map value, an enum variant's name its tag); empty for the whole event.
+    /// or map value, an enum variant's name its tag; `/` for the payload as a whole); empty
+    /// for a change to the event itself (removed, moved to another state).
     pub path: String,
     /// What changed.
     pub change: Change,
@@ -394,6 +422,14 @@ fn at(path: &str) -> String {
 }
 
 /// The kinds of [`Breaking`] change.
+///
+/// ```
+/// use act_runtime::app::Change;
+///
+/// let c = Change::TypeChanged { from: "integer (uint32)".into(), to: "string".into() };
+/// assert_eq!(c.to_string(), "type changed from integer (uint32) to string");
+/// assert_eq!(Change::FieldMadeRequired.to_string(), "field made required");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Change {
@@ -443,6 +479,14 @@ impl fmt::Display for Change {
 }
 
 /// The errors of reading, writing and verifying a schema lock.
+///
+/// ```
+/// use act_runtime::app::{SchemaLock, SchemaLockError};
+///
+/// let err = SchemaLock::from_json("{}").unwrap_err();
+/// assert!(matches!(err, SchemaLockError::Parse { path: None, .. }));
+/// assert_eq!(err.to_string(), "schema lock: not a valid lock file");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SchemaLockError {

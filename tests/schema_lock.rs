@@ -216,15 +216,21 @@ fn the_lock_lists_every_event_with_its_version_and_deprecation() {
             ("Account", "Withdrawn", 1, false),
         ]
     );
-    // the catalog marks the superseded version too
+    // the catalog marks the superseded version too, and gives each event's version
     let catalog = app.catalog();
-    let deprecated: Vec<_> = catalog.states[0]
+    let events: Vec<_> = catalog.states[0]
         .events
         .iter()
-        .filter(|e| e.deprecated)
-        .map(|e| e.name)
+        .filter(|e| e.name.starts_with("Deposited"))
+        .map(|e| (e.name, e.version, e.deprecated))
         .collect();
-    assert_eq!(deprecated, ["Deposited"]);
+    assert_eq!(events, [("Deposited", 1, true), ("Deposited_v2", 2, false)]);
+    let json = serde_json::to_value(&catalog).unwrap();
+    let v2 = &json["states"][0]["events"][2];
+    assert_eq!(
+        (&v2["name"], &v2["version"]),
+        (&"Deposited_v2".into(), &2.into())
+    );
     // `Moved` refers to `Branch` only: the other events carry no `$defs`
     let moved = &lock.events()[4].schema;
     assert!(moved["$defs"]["Branch"].is_object(), "{moved}");

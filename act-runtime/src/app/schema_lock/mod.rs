@@ -51,6 +51,7 @@ use serde_json::{Map, Value};
 
 use super::Act;
 use super::registry::Catalog;
+use crate::model::event_version as version_of;
 
 /// The environment variable that makes [`SchemaLock::verify`] rewrite the lock file
 /// instead of checking it (`ACT_UPDATE_SCHEMA_LOCK=1 cargo test`).
@@ -145,7 +146,7 @@ impl SchemaLock {
                 s.events.iter().map(|e| LockedEvent {
                     state: s.name.to_owned(),
                     name: e.name.to_owned(),
-                    version: version_of(e.name).1,
+                    version: e.version,
                     deprecated: e.deprecated,
                     schema: normalize(e.schema.as_value()),
                 })
@@ -551,16 +552,6 @@ fn lines(changes: &[Breaking]) -> String {
         .map(|c| format!("  - {c}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The base name and version of an event name: `("Deposited", 2)` for `Deposited_v2`,
-/// `("Deposited", 1)` for `Deposited` (the macros have checked the suffix).
-fn version_of(name: &str) -> (&str, u32) {
-    name.rfind("_v")
-        .filter(|&at| at > 0)
-        .and_then(|at| Some((&name[..at], name[at + 2..].parse::<u32>().ok()?)))
-        .filter(|&(_, v)| v >= 2)
-        .unwrap_or((name, 1))
 }
 
 fn sort_key(e: &LockedEvent) -> (&str, &str, u32) {

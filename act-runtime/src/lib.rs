@@ -57,6 +57,7 @@ pub mod conformance;
 pub mod error;
 pub mod model;
 pub mod ports;
+pub mod projections;
 pub mod reactions;
 
 pub use act_macros::{action, emits, given, reaction, state};

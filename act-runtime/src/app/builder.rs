@@ -10,6 +10,7 @@ use super::{Act, Inner, lifecycle};
 use crate::adapters::{InMemoryCache, InMemoryStore};
 use crate::error::BuildError;
 use crate::ports::{Cache, Store};
+use crate::projections::{Projection, ProjectionEntry};
 use crate::reactions::{Reaction, ReactionEntry, Reactions};
 
 /// Starts building an app.
@@ -33,6 +34,7 @@ pub struct ActBuilder {
     cache: Option<Arc<dyn Cache>>,
     correlator: Option<Correlator>,
     reactions: Vec<ReactionEntry>,
+    projections: Vec<ProjectionEntry>,
     max_event_bytes: Option<usize>,
     grace: Option<std::time::Duration>,
     race_backoff: Option<super::RaceBackoff>,
@@ -49,6 +51,12 @@ impl ActBuilder {
     /// Registers a reaction (the value `#[reaction]` makes of a handler).
     pub fn with_reaction<R: Reaction>(mut self, reaction: R) -> Self {
         self.reactions.push(ReactionEntry::of(reaction));
+        self
+    }
+
+    /// Registers a projection: a read model fed by the drain (see [`Projection`]).
+    pub fn with_projection<P: Projection>(mut self, projection: P) -> Self {
+        self.projections.push(ProjectionEntry::of(projection));
         self
     }
 
@@ -111,7 +119,9 @@ impl ActBuilder {
     /// registered; no reaction name twice on one event) and builds the app.
     pub fn build(self) -> Result<Act, BuildError> {
         let registry = Registry::build(self.states)?;
-        let reactions = Reactions::build(self.reactions, |e| registry.event_state(e).is_some())?;
+        let reactions = Reactions::build(self.reactions, self.projections, |e| {
+            registry.event_state(e).is_some()
+        })?;
         Ok(Act {
             inner: Arc::new(Inner {
                 store: self.store.unwrap_or_else(|| Arc::new(InMemoryStore::new())),

@@ -14,6 +14,7 @@
 
 mod builder;
 mod correlator;
+mod diagram;
 mod execute;
 mod ids;
 mod json;
@@ -49,6 +50,7 @@ use crate::model::Committed;
 use crate::ports::{Cache, Query, Store};
 use crate::reactions::Reactions;
 use pipeline::Pipeline;
+pub(crate) use pipeline::guard;
 
 /// A built app: cheap to clone, shared across tasks.
 ///
@@ -197,6 +199,15 @@ impl Act {
     /// [`Act::shutdown`] each fails with [`ActError::ShutDown`] whatever the store (a
     /// disposed store would answer `Store(Disposed)`, or, in memory, still answer). The
     /// [`Scope`] of a handler finishing within the shutdown grace goes around it.
+    pub(crate) fn wake_pipeline(&self) {
+        self.inner.pipeline.wake();
+    }
+
+    /// Cancelled when the shutdown grace runs out: user code still running is stopped.
+    pub(crate) fn aborting(&self) -> &tokio_util::sync::CancellationToken {
+        &self.inner.pipeline.aborting
+    }
+
     pub(crate) fn check_live(&self) -> Result<(), ActError> {
         if self.inner.shut_down.load(Ordering::Relaxed) {
             Err(ActError::ShutDown)

@@ -9,6 +9,8 @@
 //!   schema (in `json.rs`).
 //! * `pipeline/`: the reaction pipeline — [`Act::correlate`], [`Act::drain`],
 //!   [`Act::settle`] and the worker ([`Act::start`]), with the handlers' [`Scope`].
+//! * [`SchemaLock`]: the events' schemas locked in a file, and the check that a change
+//!   keeps them readable (in `schema_lock/`).
 
 mod builder;
 mod correlator;
@@ -21,6 +23,7 @@ mod load;
 mod pipeline;
 mod race;
 pub mod registry;
+pub mod schema_lock;
 mod snapshots;
 
 use std::sync::Arc;
@@ -38,6 +41,9 @@ pub use pipeline::{
 };
 pub use race::RaceBackoff;
 pub use registry::{Catalog, Registry};
+pub use schema_lock::{
+    Breaking, Change, LockedEvent, SchemaLock, SchemaLockError, UPDATE_ENV, Verified,
+};
 
 use crate::error::{ActError, StoreError, ValidationError};
 use crate::model::Committed;

@@ -293,6 +293,7 @@ impl Registry {
                         .into_iter()
                         .map(|(name, schema)| EventCatalog {
                             name,
+                            version: crate::model::event_version(name).1,
                             deprecated: s.deprecated.contains(&name),
                             schema,
                         })
@@ -337,6 +338,8 @@ pub struct StateCatalog {
 pub struct EventCatalog {
     /// The event's name.
     pub name: &'static str,
+    /// Its version: 1 for a name without a suffix, `N` for `_vN`.
+    pub version: u32,
     /// Whether a later `_vN` version supersedes it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deprecated: bool,

@@ -7,6 +7,7 @@ use super::correlator::CorrelationContext;
 use super::json::too_deep;
 use super::lifecycle::Lifecycle;
 use super::pipeline::Scope;
+use super::telemetry;
 use super::{Act, store_err, validate_stream};
 use crate::error::{ActError, InvariantError, StreamClosedError, ValidationError};
 use crate::model::{
@@ -15,6 +16,7 @@ use crate::model::{
 };
 use crate::ports::Subscription;
 use crate::reactions::Resolver;
+use tracing::Instrument as _;
 
 /// What [`Act::execute`] did: the state after the commit and the events committed.
 pub struct Executed<S: Emits> {
@@ -116,6 +118,9 @@ fn meta_json_bound(meta: &EventMeta) -> usize {
     if let Some(e) = &meta.causation.event {
         strings += e.name.len() + e.stream.len();
     }
+    if let Some(t) = &meta.causation.trace {
+        strings += t.len();
+    }
     strings.saturating_mul(6).saturating_add(512)
 }
 
@@ -193,12 +198,29 @@ impl Act {
         target: Target,
         cause: Cause,
     ) -> Result<Executed<A::State>, ActError> {
+        let span = tracing::info_span!(
+            "act.execute",
+            action = A::NAME,
+            stream = %target.stream,
+            correlation = tracing::field::Empty,
+        );
+        self.execute_retrying(&action, &target, &cause)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_retrying<A: Handle>(
+        &self,
+        action: &A,
+        target: &Target,
+        cause: &Cause,
+    ) -> Result<Executed<A::State>, ActError> {
         let mut attempt = 0;
         loop {
             // In this process, actions on one stream take turns from load to commit: they
             // never race each other, only writers in other processes.
             let turn = self.inner.turns.take(&target.stream).await;
-            let result = self.execute_once(&action, &target, &cause).await;
+            let result = self.execute_once(action, target, cause).await;
             drop(turn);
             match result {
                 Err(ActError::Concurrency(c))
@@ -313,34 +335,41 @@ impl Act {
                     expected_version: target.expected_version,
                 }),
                 event: cause.event.clone(),
+                trace: crate::app::telemetry::current_trace(),
             },
             actor: target.actor.clone(),
         };
         check_size(&msgs, &meta, self.inner.max_event_bytes)?;
+        tracing::Span::current().record("correlation", meta.correlation.as_str());
 
         let marks = self.marks(stream, &msgs);
+        let commit = tracing::debug_span!("act.commit", stream, events = msgs.len());
         let committed = match if marks.is_empty() {
             self.inner
                 .store
                 .commit(stream, &msgs, &meta, expected)
+                .instrument(commit)
                 .await
         } else {
             self.inner
                 .store
                 .commit_marked(stream, &msgs, &meta, expected, &marks)
+                .instrument(commit)
                 .await
         } {
             Ok(c) => c,
             Err(e) => {
                 let e = ActError::from(e);
-                if matches!(e, ActError::Concurrency(_))
-                    && let Err(err) = self.inner.cache.invalidate(stream).await
-                {
-                    tracing::error!(stream, error = %err, "cache invalidate failed after a conflict");
+                if matches!(e, ActError::Concurrency(_)) {
+                    telemetry::conflict(<A::State as State>::NAME);
+                    if let Err(err) = self.inner.cache.invalidate(stream).await {
+                        tracing::error!(stream, error = %err, "cache invalidate failed after a conflict");
+                    }
                 }
                 return Err(e);
             }
         };
+        telemetry::committed(<A::State as State>::NAME, committed.len());
         self.emit(&Lifecycle::Committed(&committed));
         // wake the worker when a committed event has drained reactions (static or dynamic)
         if !marks.is_empty()
@@ -535,6 +564,7 @@ mod tests {
                         name: text.to_owned(),
                         stream: text.to_owned(),
                     }),
+                    trace: Some(text.to_owned()),
                 },
                 actor: Actor::new(text, text),
             };

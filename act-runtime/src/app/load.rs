@@ -166,6 +166,19 @@ impl Act {
         options: &LoadOptions,
         trust_cache: bool,
     ) -> Result<Loaded<S>, ActError> {
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!("act.load", state = S::NAME, stream);
+        self.load_traced::<S>(stream, options, trust_cache)
+            .instrument(span)
+            .await
+    }
+
+    async fn load_traced<S: Emits>(
+        &self,
+        stream: &str,
+        options: &LoadOptions,
+        trust_cache: bool,
+    ) -> Result<Loaded<S>, ActError> {
         validate_stream(stream)?;
         if !self.inner.registry.has_state::<S>() {
             return Err(ActError::UnknownState(S::NAME.to_owned()));

@@ -25,6 +25,7 @@ mod race;
 pub mod registry;
 pub mod schema_lock;
 mod snapshots;
+pub(crate) mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -112,6 +112,10 @@ pub struct Causation {
     /// The event a reaction was handling when it ran the action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<EventCause>,
+    /// The request's trace context (a W3C `traceparent`) when the action ran in a traced
+    /// span (feature `otel`): a reaction to the event, in any process, joins that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// The action part of [`Causation`].

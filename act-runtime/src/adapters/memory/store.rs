@@ -678,8 +678,9 @@ impl InMemoryStore {
         }
     }
 
-    /// A store reading `clock` (shared with an app's [`ActBuilder::with_clock`]
-    /// (crate::app::ActBuilder::with_clock), it gives both one virtual time).
+    /// A store reading `clock`; shared with an app's
+    /// [`ActBuilder::with_clock`](crate::app::ActBuilder::with_clock), it gives both one
+    /// virtual time.
     ///
     /// ```
     /// use act_runtime::adapters::InMemoryStore;

@@ -212,6 +212,12 @@ impl Act {
     /// # });
     /// ```
     pub async fn correlate(&self, limit: usize) -> Result<Correlated, ActError> {
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!("act.correlate", limit);
+        self.correlate_traced(limit).instrument(span).await
+    }
+
+    async fn correlate_traced(&self, limit: usize) -> Result<Correlated, ActError> {
         self.check_live()?;
         self.init_reactions().await?;
         let reactions = &self.inner.reactions;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use super::lease::{End, Outcome};
 use crate::app::Act;
@@ -164,8 +165,10 @@ impl Act {
         }
         let mut frontiers = Frontiers::default();
         let mut tasks = JoinSet::new();
+        let pass = tracing::info_span!("act.drain", leases = leases.len());
         for lease in leases {
-            tasks.spawn(self.clone().run_lease(lease, options));
+            let span = tracing::info_span!(parent: &pass, "act.lease", target = %lease.stream, at = lease.at);
+            tasks.spawn(self.clone().run_lease(lease, options).instrument(span));
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {

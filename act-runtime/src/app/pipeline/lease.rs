@@ -5,11 +5,14 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
+
 use super::correlate::{ANY_REACTION, parse_poison, source_filter};
 use super::drain::{Blocked, DrainOptions, Retrying};
 use super::guard::{self, Failure};
 use super::{Scope, chrono_ms};
-use crate::app::{Act, Lifecycle};
+use crate::app::{Act, Lifecycle, telemetry};
 use crate::error::StoreError;
 use crate::model::{Committed, EventId};
 use crate::ports::{Lease, Query, Subscription};
@@ -63,6 +66,7 @@ impl Act {
                 end: End::Released,
             },
             deadline,
+            last_created: None,
         };
         let projection = self
             .inner
@@ -101,6 +105,8 @@ struct Run<'a> {
     app: &'a Act,
     outcome: Outcome,
     deadline: Instant,
+    /// When the last event handled was committed (for the lag gauge).
+    last_created: Option<DateTime<Utc>>,
 }
 
 impl Run<'_> {
@@ -199,8 +205,17 @@ impl Run<'_> {
                     } else {
                         (timeout, false)
                     };
+                    let span = tracing::info_span!(
+                        "act.reaction",
+                        reaction = r.name(),
+                        target = %target,
+                        event = event.id,
+                        name = %event.name,
+                        correlation = %event.meta.correlation,
+                    );
+                    telemetry::follow(&span, event.meta.causation.trace.as_deref());
                     let attempt = guard::attempt(
-                        r.handle(event, &scope),
+                        Box::pin(r.handle(event, &scope).instrument(span)),
                         budget,
                         lease_end,
                         &app.inner.pipeline.aborting,
@@ -211,6 +226,7 @@ impl Run<'_> {
                     }
                 }
                 self.outcome.handled += 1;
+                self.last_created = Some(event.created);
             }
             at = event.id;
         }
@@ -255,8 +271,17 @@ impl Run<'_> {
             } else {
                 (opts.timeout, false)
             };
+            let span = tracing::info_span!(
+                "act.projection",
+                projection = p.name(),
+                after = start,
+                events = events.len(),
+            );
             guard::attempt(
-                p.apply(Model::Live, start, &events, &applied),
+                Box::pin(
+                    p.apply(Model::Live, start, &events, &applied)
+                        .instrument(span),
+                ),
                 budget,
                 lease_end,
                 &self.app.inner.pipeline.aborting,
@@ -265,6 +290,11 @@ impl Run<'_> {
         };
         let upto = applied.load(Ordering::Acquire);
         self.outcome.handled = events.iter().take_while(|e| e.id <= upto).count();
+        self.last_created = events
+            .iter()
+            .take_while(|e| e.id <= upto)
+            .last()
+            .map(|e| e.created);
         match attempt {
             Ok(()) => match unreadable {
                 Some(u) => Decision::Block(upto, u.error),
@@ -421,6 +451,9 @@ impl Run<'_> {
                 let acked = Lease { at, ..lease };
                 match store.ack(std::slice::from_ref(&acked)).await {
                     Ok(done) if !done.is_empty() => {
+                        if let Some(created) = self.last_created {
+                            telemetry::lag(&acked.stream, created);
+                        }
                         app.emit(&Lifecycle::Acked(&done));
                         End::Acked(acked)
                     }
@@ -444,6 +477,7 @@ impl Run<'_> {
                 };
                 match store.ack(std::slice::from_ref(&handed)).await {
                     Ok(done) if !done.is_empty() => {
+                        telemetry::retrying(&handed.stream);
                         app.inner.pipeline.schedule(due);
                         let retrying = Retrying {
                             lease: Lease {
@@ -467,6 +501,7 @@ impl Run<'_> {
                 let blocked = Lease { at, ..lease };
                 match store.block(&[(blocked.clone(), error.clone())]).await {
                     Ok(rows) if rows.iter().any(|r| r.stream == blocked.stream) => {
+                        telemetry::blocked(&blocked.stream);
                         let b = Blocked {
                             lease: blocked,
                             error,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::drain::{DrainOptions, DrainSummary, Frontiers};
 use super::lease::Outcome;
@@ -276,7 +277,12 @@ impl Act {
         let leases = self.claim_leases(free, &options.drain).await?;
         let claimed = leases.len();
         for lease in leases {
-            running.spawn(self.clone().run_lease(lease, options.drain));
+            let span = tracing::info_span!("act.lease", target = %lease.stream, at = lease.at);
+            running.spawn(
+                self.clone()
+                    .run_lease(lease, options.drain)
+                    .instrument(span),
+            );
         }
         Ok((moved, claimed))
     }

@@ -167,6 +167,7 @@ fn rich_meta() -> EventMeta {
                 name: "Opened".into(),
                 stream: "other".into(),
             }),
+            trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         },
         actor: Actor::new("u-1", "Ada Lovelace"),
     }

@@ -7,10 +7,13 @@
 //!   (in `load.rs`).
 //! * [`Act::execute_json`]: the by-name JSON entry point, validated against the action's
 //!   schema (in `json.rs`).
+//! * [`Act::close`]: close the books on streams — correlate → heads → safety → guard →
+//!   final state → archive → truncate (in `close.rs`).
 //! * `pipeline/`: the reaction pipeline — [`Act::correlate`], [`Act::drain`],
 //!   [`Act::settle`] and the worker ([`Act::start`]), with the handlers' [`Scope`].
 
 mod builder;
+mod close;
 mod correlator;
 mod execute;
 mod ids;
@@ -26,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use builder::{ActBuilder, act};
+pub use close::{CLOSE_ACTION, CloseReport, CloseTarget, ClosedStream, SkipReason, Skipped};
 pub use correlator::{CorrelationContext, Correlator};
 pub(crate) use execute::Cause;
 pub use execute::{Executed, ExecutedJson};

@@ -252,10 +252,13 @@ fn counter_app(store: Arc<dyn Store>) -> Act {
         .expect("build")
 }
 
+/// One archive call: the stream and its events as (id, name, version).
+type Archived = (String, Vec<(EventId, String, Version)>);
+
 /// Archives into a shared list; fails its first call when `fail_first`.
 #[derive(Clone, Default)]
 struct Archive {
-    seen: Arc<Mutex<Vec<(String, Vec<(EventId, String, Version)>)>>>,
+    seen: Arc<Mutex<Vec<Archived>>>,
     fail_first: Arc<AtomicBool>,
 }
 
@@ -285,7 +288,7 @@ impl Archive {
         .await
     }
 
-    fn archived(&self) -> Vec<(String, Vec<(EventId, String, Version)>)> {
+    fn archived(&self) -> Vec<Archived> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -339,7 +342,7 @@ async fn retire_and_restart(backend: Backend) {
     assert_eq!(report.skip_reason("never"), Some(&SkipReason::NotFound));
     assert_eq!(
         *reports.lock().unwrap(),
-        [report.clone()],
+        std::slice::from_ref(&report),
         "one notification"
     );
 

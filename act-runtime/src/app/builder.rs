@@ -128,6 +128,7 @@ impl ActBuilder {
                 grace: self.grace.unwrap_or(super::DEFAULT_SHUTDOWN_GRACE),
                 race_backoff: self.race_backoff.unwrap_or_default(),
                 turns: Default::default(),
+                closing: Default::default(),
             }),
         })
     }

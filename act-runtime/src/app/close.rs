@@ -186,6 +186,24 @@ impl RestartAs {
 /// What [`Act::close`] did: the streams it closed and those it skipped, with the reason.
 ///
 /// Both lists keep the order of the targets.
+///
+/// ```
+/// use act_runtime::app::{CloseReport, ClosedStream, SkipReason, Skipped};
+///
+/// let report = CloseReport {
+///     closed: vec![ClosedStream {
+///         stream: "cart-1".into(),
+///         deleted: 4,
+///         restarted: false,
+///         resumed: false,
+///         seed_id: 9,
+///     }],
+///     skipped: vec![Skipped { stream: "cart-2".into(), reason: SkipReason::NotFound }],
+/// };
+/// assert!(report.is_closed("cart-1") && !report.is_closed("cart-2"));
+/// assert_eq!(report.skip_reason("cart-2"), Some(&SkipReason::NotFound));
+/// assert_eq!(report.skip_reason("cart-1"), None);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CloseReport {
     /// The streams closed by this call.
@@ -238,6 +256,18 @@ pub struct Skipped {
 /// Every reason but [`SkipReason::ArchiveFailed`] and [`SkipReason::RestartFailed`] leaves
 /// the stream untouched. Those two come after the guard: the stream stays guarded (it
 /// takes no more writes), and the next close of it resumes and finishes.
+///
+/// Its `Display` is a sentence for logs:
+///
+/// ```
+/// use act_runtime::app::SkipReason;
+///
+/// let pending = SkipReason::PendingReactions { targets: vec!["ledger".into()] };
+/// assert_eq!(
+///     pending.to_string(),
+///     "reactions have pending work on the stream (targets: ledger)"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SkipReason {
@@ -555,6 +585,9 @@ impl Act {
                 return Err(ActError::UnknownState(r.state.to_owned()));
             }
         }
+        // One close at a time in this process: two closes resuming one guarded stream
+        // would both truncate it, the second after writes to the first's restart.
+        let _closing = self.inner.closing.lock().await;
         let mut skipped: Vec<(usize, Skipped)> = Vec::new();
         let skip = |skipped: &mut Vec<(usize, Skipped)>, index, stream: &str, reason| {
             skipped.push((

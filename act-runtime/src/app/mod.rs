@@ -73,6 +73,9 @@ struct Inner {
     race_backoff: RaceBackoff,
     /// The turns of the actions on each stream in this process.
     turns: race::StreamTurns,
+    /// Held by a close from its first phase to its last: closes in this process run one at
+    /// a time, so two never resume one guarded stream together.
+    closing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Act {
@@ -191,10 +194,11 @@ impl Act {
 
     /// The shutdown guard: every public entry point (`execute`, `execute_json`, `load`,
     /// `load_with`, `load_json`, `query`, `query_with`, `correlate`, `drain`, `settle`,
-    /// `start`, `reset`, `unblock`, `blocked_streams`) calls it first, so that after
-    /// [`Act::shutdown`] each fails with [`ActError::ShutDown`] whatever the store (a
-    /// disposed store would answer `Store(Disposed)`, or, in memory, still answer). The
-    /// [`Scope`] of a handler finishing within the shutdown grace goes around it.
+    /// `start`, `reset`, `unblock`, `blocked_streams`, `close`, `close_with`, `is_closed`)
+    /// calls it first, so that after [`Act::shutdown`] each fails with
+    /// [`ActError::ShutDown`] whatever the store (a disposed store would answer
+    /// `Store(Disposed)`, or, in memory, still answer). The [`Scope`] of a handler
+    /// finishing within the shutdown grace goes around it.
     pub(crate) fn check_live(&self) -> Result<(), ActError> {
         if self.inner.shut_down.load(Ordering::Relaxed) {
             Err(ActError::ShutDown)

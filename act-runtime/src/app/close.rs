@@ -388,15 +388,24 @@ enum Head {
     Guarded { tombstone: EventId },
 }
 
-/// A target still in the cycle.
+/// A target past the head lookup.
 struct Candidate {
     index: usize,
     stream: String,
     restart: Option<RestartAs>,
-    /// The last event's id (the tombstone once guarded).
-    head_id: EventId,
     head: Head,
+}
+
+/// A target guarded by its tombstone.
+struct Guarded {
+    index: usize,
+    stream: String,
+    restart: Option<RestartAs>,
+    /// The guard tombstone's id.
+    tombstone: EventId,
+    /// Whether an earlier close committed the guard.
     resumed: bool,
+    /// The restart target's final state (phase 5).
     seed: Option<Final>,
 }
 
@@ -487,6 +496,8 @@ impl Act {
     /// guarded: a later close runs the archive again, then finishes. The archive is *at
     /// least once*: a close that fails after archiving (the truncate failed) archives the
     /// stream again when it resumes, so make it idempotent (key it by stream and event id).
+    /// It runs while this app's close is under way: it must not call `close` itself
+    /// (closes in one process run one at a time, so that call would wait forever).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -613,14 +624,11 @@ impl Act {
             }
             match self.head_of(&t).await? {
                 Err(reason) => skip(&mut skipped, index, &t.stream, reason),
-                Ok((head_id, head)) => candidates.push(Candidate {
+                Ok(head) => candidates.push(Candidate {
                     index,
-                    resumed: matches!(head, Head::Guarded { .. }),
                     stream: t.stream,
                     restart: t.restart,
-                    head_id,
                     head,
-                    seed: None,
                 }),
             }
         }
@@ -639,21 +647,11 @@ impl Act {
 
         // 4. guard.
         let mut guarded = Vec::with_capacity(candidates.len());
-        for mut c in candidates {
-            if let Head::Open { version } = c.head {
-                let tombstone = [Message::new(TOMBSTONE_EVENT, empty_data()?)];
-                let meta = self.close_meta(&c.stream, Some(version));
-                match self
-                    .inner
-                    .store
-                    .commit(&c.stream, &tombstone, &meta, Some(version))
-                    .await
-                {
-                    Ok(committed) => {
-                        let id = committed.last().map_or(c.head_id, |e| e.id);
-                        c.head_id = id;
-                        c.head = Head::Guarded { tombstone: id };
-                    }
+        for c in candidates {
+            let (tombstone, resumed) = match c.head {
+                Head::Guarded { tombstone } => (tombstone, true),
+                Head::Open { version } => match self.guard(&c.stream, version).await {
+                    Ok(tombstone) => (tombstone, false),
                     Err(StoreError::Concurrency(e)) => {
                         tracing::info!(stream = %c.stream, expected = e.expected, actual = e.actual, "close skipped: a concurrent write");
                         skip(
@@ -668,9 +666,16 @@ impl Act {
                         continue;
                     }
                     Err(e) => return Err(e.into()),
-                }
-            }
-            guarded.push(c);
+                },
+            };
+            guarded.push(Guarded {
+                index: c.index,
+                stream: c.stream,
+                restart: c.restart,
+                tombstone,
+                resumed,
+                seed: None,
+            });
         }
 
         // 5. the final state of the restart targets, while guarded.
@@ -698,11 +703,8 @@ impl Act {
         if A::ACTIVE {
             let mut archived = Vec::with_capacity(ready.len());
             for c in ready {
-                let Head::Guarded { tombstone } = c.head else {
-                    unreachable!("every stream is guarded by now")
-                };
                 let events = self
-                    .query_inner(&Query::stream(&c.stream).before(tombstone))
+                    .query_inner(&Query::stream(&c.stream).before(c.tombstone))
                     .await?;
                 match archive.archive(c.stream.clone(), events).await {
                     Ok(()) => archived.push(c),
@@ -801,12 +803,9 @@ impl Act {
         Ok(last)
     }
 
-    /// Phase 2: where `target` stands: its last event's id and what it is, or why it is
+    /// Phase 2: where `target` stands (open at a version, or guarded), or why it is
     /// skipped.
-    async fn head_of(
-        &self,
-        target: &CloseTarget,
-    ) -> Result<Result<(EventId, Head), SkipReason>, ActError> {
+    async fn head_of(&self, target: &CloseTarget) -> Result<Result<Head, SkipReason>, ActError> {
         let mut last: Option<(EventId, Version, String)> = None;
         let mut head = Query::stream(&target.stream)
             .with_snaps()
@@ -852,7 +851,26 @@ impl Act {
                 }));
             }
         }
-        Ok(Ok((id, head)))
+        Ok(Ok(head))
+    }
+
+    /// Phase 4: commits the guard tombstone of `stream` at `version`; returns its id.
+    async fn guard(&self, stream: &str, version: Version) -> Result<EventId, StoreError> {
+        let tombstone = [Message::new(
+            TOMBSTONE_EVENT,
+            serde_json::value::RawValue::from_string("{}".to_owned())
+                .map_err(|e| StoreError::backend("commit", e))?,
+        )];
+        let meta = self.close_meta(stream, Some(version));
+        let committed = self
+            .inner
+            .store
+            .commit(stream, &tombstone, &meta, Some(version))
+            .await?;
+        committed
+            .last()
+            .map(|e| e.id)
+            .ok_or_else(|| StoreError::backend("commit", "the guard tombstone was not committed"))
     }
 
     /// Phase 3: the candidates with reaction work pending, and why. A subscription row has
@@ -977,10 +995,4 @@ impl Act {
             actor,
         }
     }
-}
-
-/// The empty JSON object a tombstone carries.
-fn empty_data() -> Result<Data, ActError> {
-    serde_json::value::RawValue::from_string("{}".to_owned())
-        .map_err(|e| super::store_err("close", e))
 }

@@ -72,6 +72,8 @@ enum Fault {
     HeadLookup,
     /// The commit of the guard tombstone.
     Guard,
+    /// The load of a restart target's final state (a forward query without meta).
+    FinalState,
     /// The truncate.
     Truncate,
     /// The archive callback (not a store call: the test's callback fails).
@@ -169,6 +171,9 @@ impl Store for Faulty {
         sink: &mut (dyn for<'e> FnMut(&'e Committed) + Send),
     ) -> Result<usize, StoreError> {
         if q.backward && q.with_snaps && q.limit == Some(1) && self.fire(Fault::HeadLookup) {
+            return Err(injected("query"));
+        }
+        if !q.backward && q.skip_meta && self.fire(Fault::FinalState) {
             return Err(injected("query"));
         }
         self.inner.query(q, sink).await
@@ -603,7 +608,7 @@ async fn fault_then_finish(backend: Backend, fault: Fault, restart: bool) {
             );
             false
         }
-        Fault::Truncate => {
+        Fault::FinalState | Fault::Truncate => {
             assert!(
                 matches!(first, Err(ActError::Store(_))),
                 "{case}: {first:?}"
@@ -696,6 +701,8 @@ async fn every_fault(backend: Backend) {
             fault_then_finish(backend, fault, restart).await;
         }
     }
+    // only a restart loads the final state
+    fault_then_finish(backend, Fault::FinalState, true).await;
 }
 
 #[tokio::test]

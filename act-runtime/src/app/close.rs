@@ -418,7 +418,8 @@ impl Act {
     /// 1. **correlate**: the reaction pipeline's correlation catches up, so the work the
     ///    stream's events make for dynamic reactions is known;
     /// 2. **head**: the stream's last event. A stream without events, or already closed,
-    ///    is skipped; one guarded by an interrupted close resumes at step 5;
+    ///    is skipped; one guarded by an interrupted close resumes (the safety check runs
+    ///    again, no second tombstone is committed);
     /// 3. **safety**: a stream whose events some reaction has yet to handle is skipped
     ///    ([`SkipReason::PendingReactions`]); an app without reactions skips the check;
     /// 4. **guard**: a `__tombstone__` is committed at the head's version, so a concurrent

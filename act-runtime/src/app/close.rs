@@ -856,7 +856,13 @@ impl Act {
     }
 
     /// Phase 4: commits the guard tombstone of `stream` at `version`; returns its id.
+    ///
+    /// It takes the stream's turn, as actions do from load to commit: an action of this
+    /// process that loaded the stream before the guard commits before it (and the guard
+    /// conflicts), never after the truncate, when the stream is back at version 0 and a
+    /// commit expecting version 0 would land on the tombstone.
     async fn guard(&self, stream: &str, version: Version) -> Result<EventId, StoreError> {
+        let _turn = self.inner.turns.take(stream).await;
         let tombstone = [Message::new(
             TOMBSTONE_EVENT,
             serde_json::value::RawValue::from_string("{}".to_owned())

@@ -82,6 +82,9 @@ enum Fault {
     Rows,
     /// Another writer commits to the stream just before the guard tombstone.
     RaceGuard,
+    /// Correlation scans (queries of every stream by event name) see no events, for as
+    /// long as it is armed.
+    BlindCorrelation,
 }
 
 /// A store that injects one [`Fault`] when armed.
@@ -175,6 +178,12 @@ impl Store for Faulty {
         }
         if !q.backward && q.skip_meta && self.fire(Fault::FinalState) {
             return Err(injected("query"));
+        }
+        if q.stream.is_none()
+            && q.names.is_some()
+            && *self.armed.lock().unwrap() == Some(Fault::BlindCorrelation)
+        {
+            return Ok(0);
         }
         self.inner.query(q, sink).await
     }
@@ -623,7 +632,7 @@ async fn fault_then_finish(backend: Backend, fault: Fault, restart: bool) {
             );
             true
         }
-        Fault::Rows | Fault::RaceGuard => unreachable!(),
+        Fault::Rows | Fault::RaceGuard | Fault::BlindCorrelation => unreachable!(),
     };
     assert_eq!(app.is_closed("s").await.unwrap(), guarded, "{case}");
     if guarded {
@@ -935,6 +944,37 @@ async fn pending_reactions_skip_a_stream_until_drained_on_sqlite() {
 #[tokio::test]
 async fn pending_reactions_skip_a_stream_until_drained_on_postgres() {
     pending_reactions(Backend::Postgres).await;
+}
+
+/// Correlation that cannot catch up with a stream's events (here: it sees none) leaves
+/// their dynamic reactions unknown: the stream is skipped until it can.
+#[tokio::test]
+async fn a_stream_past_the_correlation_checkpoint_is_skipped() {
+    let faulty = Faulty::new(Arc::new(InMemoryStore::new()));
+    let app = act()
+        .with_state::<Counter>()
+        .with_state::<Ledger>()
+        .with_reaction(audit)
+        .with_store_arc(faulty.clone())
+        .build()
+        .unwrap();
+    inc(&app, "c-1", 1).await.unwrap();
+    faulty.arm(Fault::BlindCorrelation);
+    let report = app.close(["c-1"]).await.unwrap();
+    assert_eq!(
+        report.skip_reason("c-1"),
+        Some(&SkipReason::CorrelationBehind { checkpoint: -1 })
+    );
+    *faulty.armed.lock().unwrap() = None;
+    let report = app.close(["c-1"]).await.unwrap();
+    assert_eq!(
+        report.skip_reason("c-1"),
+        Some(&SkipReason::PendingReactions {
+            targets: vec!["audit-c-1".into()]
+        })
+    );
+    app.settle_now(SettleOptions::default()).await.unwrap();
+    assert!(app.close(["c-1"]).await.unwrap().is_closed("c-1"));
 }
 
 #[tokio::test]

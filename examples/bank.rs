@@ -24,6 +24,11 @@ use bank_domain::*;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--diagram") {
+        // the event flow, as Mermaid
+        print!("{}", bank_app().build()?.diagram());
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--worker") {
         let for_secs = match args.iter().position(|a| a == "--for-secs") {
             Some(i) => Some(
@@ -40,12 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The default mode: a few commands, one settle, the journals and the balances.
 async fn settle_once() -> Result<(), Box<dyn std::error::Error>> {
-    let app = act()
-        .with_state::<Account>()
-        .with_state::<Journal>()
-        .with_reaction(audit_deposit)
-        .with_reaction(ledger_withdrawal)
-        .build()?;
+    let app = bank_app().build()?;
 
     let (tx, mut settled) = tokio::sync::mpsc::unbounded_channel();
     app.on(move |e| {

@@ -10,6 +10,15 @@ use act::prelude::*;
 /// An account whose audit trail refuses every entry (see `audit_deposit`).
 pub const FROZEN: &str = "acct-frozen";
 
+/// The bank's states and its two reactions, ready for ports and options.
+pub fn bank_app() -> ActBuilder {
+    act()
+        .with_state::<Account>()
+        .with_state::<Journal>()
+        .with_reaction(audit_deposit)
+        .with_reaction(ledger_withdrawal)
+}
+
 // ---- accounts ------------------------------------------------------------------------
 
 #[state(name = "Account", actions(Open, Deposit, Withdraw))]

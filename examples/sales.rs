@@ -1,52 +1,37 @@
-//! The seed's sales projection: checkouts grouped by day, computed from a query over the
-//! committed events.
+//! The seed's sales projection: checkouts grouped by day into a SQL table, kept up to date
+//! by the drain, then rebuilt from the log beside the live table and swapped in.
 //!
-//! `cargo run --example sales`
+//! ```text
+//! cargo run --example sales                                   # the table in in-memory SQLite
+//! cargo run --example sales -- --db sqlite:sales.db           # a SQLite file
+//! cargo run --example sales -- --db postgres://postgres@127.0.0.1/test
+//! ```
+//!
+//! The events live in the in-memory store, so each run starts a fresh table.
 
-use std::collections::BTreeMap;
+mod sales_model;
 
 use act::prelude::*;
-
-#[state(name = "Register", actions(CheckOut))]
-#[derive(Debug, Clone, Default)]
-pub struct Register {
-    pub sales: u32,
-    pub total: f64,
-}
-
-#[emits(Register)]
-#[derive(Debug, Clone)]
-pub enum RegisterEvent {
-    CheckedOut { total: f64, timestamp: String },
-}
-
-impl Patch<RegisterEvent> for Register {
-    fn patch(&mut self, event: &RegisterEvent) {
-        match event {
-            RegisterEvent::CheckedOut { total, .. } => {
-                self.sales += 1;
-                self.total += total;
-            }
-        }
-    }
-}
-
-/// A checkout: passes through as the `CheckedOut` event.
-#[action(Register, emit = RegisterEvent::CheckedOut)]
-pub struct CheckOut {
-    pub total: f64,
-    pub timestamp: String,
-}
-
-#[derive(Debug, Default)]
-struct Day {
-    total: f64,
-    count: u32,
-}
+use act::projections::{RebuildOptions, progress_bar};
+use sales_model::{CheckOut, LIVE, SalesByDay};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let app = act().with_state::<Register>().build()?;
+    let mut args = std::env::args().skip(1);
+    let mut db = "sqlite::memory:".to_owned();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--db" => db = args.next().ok_or("--db takes a URL")?,
+            other => return Err(format!("unknown argument `{other}` (try --db URL)").into()),
+        }
+    }
+    let sales = SalesByDay::connect(&db).await?;
+    sales.drop_all().await?;
+
+    let app = act()
+        .with_state::<sales_model::Cart>()
+        .with_projection(sales.clone())
+        .build()?;
     let cashier = Actor::new("c-1", "cashier");
     let checkouts = [
         ("Cart-123", 120.5, "2024-06-01T14:23:00Z"),
@@ -55,39 +40,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     for (cart, total, timestamp) in checkouts {
         let target = Target::new(cart, cashier.clone());
-        app.execute(
-            CheckOut {
-                total,
-                timestamp: timestamp.into(),
-            },
-            target,
-        )
-        .await?;
+        let action = CheckOut {
+            total,
+            timestamp: timestamp.into(),
+        };
+        app.execute(action, target).await?;
     }
 
-    // The projection: one pass over the committed CheckedOut events of every stream.
-    let mut by_day: BTreeMap<String, Day> = BTreeMap::new();
-    let mut bad = None;
-    app.query_with(
-        &Query::all().names(["CheckedOut"]),
-        |e| match e.typed::<RegisterEvent>() {
-            Ok(Some(e)) => {
-                let RegisterEvent::CheckedOut { total, timestamp } = e.data;
-                let day = by_day.entry(timestamp[..10].to_owned()).or_default();
-                day.total += total;
-                day.count += 1;
-            }
-            Ok(None) => {}
-            Err(err) => bad = Some(err),
-        },
-    )
-    .await?;
-    if let Some(err) = bad {
-        return Err(err.into());
+    // The drain feeds the projection, as it would a reaction.
+    app.settle_now(SettleOptions::default()).await?;
+    let status = &app.projections().await?[0];
+    println!(
+        "{} (table `{LIVE}`, at event {}, {} behind):",
+        status.name, status.position, status.behind
+    );
+    let live = sales.rows(LIVE).await?;
+    for row in &live {
+        println!(
+            "{}: total {:?}, count {}",
+            row.day, row.total, row.checkouts
+        );
     }
-    println!("sales by day:");
-    for (day, Day { total, count }) in &by_day {
-        println!("  {day}: total {total:.2} over {count} checkout(s)");
+
+    // A rebuild fills `sales_by_day_next` from the log while `sales_by_day` is served, then
+    // swaps it in.
+    let options = RebuildOptions::default().on_progress(progress_bar());
+    let rebuilt = app.rebuild(status.name, options).await?;
+    let again = sales.rows(LIVE).await?;
+    let same = if again == live {
+        "the same"
+    } else {
+        "DIFFERENT"
+    };
+    println!(
+        "rebuilt from the log: {} event(s), {} row(s), {same} row for row",
+        rebuilt.filled,
+        again.len()
+    );
+    app.shutdown().await?;
+    if again != live {
+        return Err("the rebuilt table differs from the live one".into());
     }
     Ok(())
 }

@@ -245,7 +245,7 @@ fn the_prelude_names_lifecycle_and_the_pipelines_records() {
     let _ = std::mem::size_of::<StreamFilter>();
 }
 
-/// The guide's (`docs/getting-started.md`) examples of sections 2, 3, 4, 7 and 8, verbatim:
+/// The guide's (`docs/getting-started.md`) examples of sections 2, 3, 4, 8, 9 and 10, verbatim:
 /// `the_guides_examples_are_these` checks they are still the guide's.
 #[rustfmt::skip]
 #[allow(unused_variables, dead_code)]
@@ -290,6 +290,17 @@ impl Handle for CheckOut {
 
 fn is_open(c: &Cart) -> bool { !c.checked_out }
 fn has_items(c: &Cart) -> bool { !c.items.is_empty() }
+
+use act_runtime::testing::TestApp;               // feature "testing"
+
+#[tokio::test]
+async fn a_checked_out_cart_takes_no_more_items() {
+    let t = TestApp::new(act().with_state::<Cart>());
+    t.given("cart-1", [CartEvent::ItemAdded { sku: "A1".into(), qty: 2 }]).await;
+    t.when(CheckOut, "cart-1").await.then([CartEvent::CheckedOut]);
+    t.when(AddItem { sku: "B2".into(), qty: 1 }, "cart-1").await
+        .then_error(|e| matches!(e, ActError::Invariant(i) if i.description == "cart is checked out"));
+}
 
 pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
 let app = act().with_state::<Cart>().build()?;
@@ -339,7 +350,7 @@ async fn the_guides_examples_run() {
     guide::run().await.unwrap();
 }
 
-/// The guide's ```rust blocks of sections 2, 3, 4, 7 and 8 appear, line by line, in `guide`.
+/// The guide's ```rust blocks of sections 2, 3, 4, 8, 9 and 10 appear, line by line, in `guide`.
 #[test]
 fn the_guides_examples_are_these() {
     let guide = include_str!("../docs/getting-started.md");
@@ -360,7 +371,7 @@ fn the_guides_examples_are_these() {
     }
     assert_eq!(
         blocks.len(),
-        8,
+        9,
         "the guide's rust blocks moved: update this test"
     );
     for (i, block) in blocks.iter().enumerate() {

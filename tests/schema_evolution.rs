@@ -1,5 +1,8 @@
-//! Changing a state's shape never bricks its snapshotted streams: a snapshot taken for
-//! another schema is skipped (the stream is replayed from its events), on every store.
+//! Schema evolution on every store:
+//! * changing a state's shape never bricks its snapshotted streams: a snapshot taken for
+//!   another schema is skipped (the stream is replayed from its events);
+//! * an event gains fields with serde defaults: the payloads committed before load with
+//!   the defaults (the non-breaking path; a breaking change is a new `_vN` version).
 
 use std::sync::Arc;
 
@@ -195,4 +198,150 @@ async fn snapshots_of_another_shape_are_skipped_in_memory() {
 async fn snapshots_of_another_shape_are_skipped_on_sqlite() {
     let store = SqliteStore::open_in_memory().await.unwrap();
     snapshots_of_another_shape_are_skipped(Arc::new(store)).await;
+}
+
+/// The account as first deployed: a deposit is an amount.
+mod deposit_v1 {
+    use act_runtime::prelude::*;
+
+    #[state(name = "Account", actions(Deposit))]
+    #[derive(Debug, Clone, Default)]
+    pub struct Account {
+        pub balance: u64,
+    }
+
+    #[emits(Account)]
+    #[derive(Debug, Clone)]
+    pub enum AccountEvent {
+        Deposited { amount: u64 },
+    }
+
+    impl Patch<AccountEvent> for Account {
+        fn patch(&mut self, event: &AccountEvent) {
+            match event {
+                AccountEvent::Deposited { amount } => self.balance += amount,
+            }
+        }
+    }
+
+    #[action(Account, emit = AccountEvent::Deposited)]
+    pub struct Deposit {
+        pub amount: u64,
+    }
+}
+
+/// A non-breaking change: `Deposited` gains two fields with serde defaults, so the
+/// payloads `deposit_v1` committed (`{"amount": 5}`) still decode, with the defaults.
+mod deposit_v2 {
+    use act_runtime::prelude::*;
+
+    #[state(name = "Account", actions(Deposit))]
+    #[derive(Debug, Clone, Default)]
+    pub struct Account {
+        pub balance: u64,
+        pub memos: Vec<String>,
+        pub currencies: Vec<String>,
+    }
+
+    fn eur() -> String {
+        "EUR".to_owned()
+    }
+
+    #[emits(Account)]
+    #[derive(Debug, Clone)]
+    pub enum AccountEvent {
+        Deposited {
+            amount: u64,
+            #[serde(default)]
+            memo: String,
+            #[serde(default = "eur")]
+            currency: String,
+        },
+    }
+
+    impl Patch<AccountEvent> for Account {
+        fn patch(&mut self, event: &AccountEvent) {
+            match event {
+                AccountEvent::Deposited {
+                    amount,
+                    memo,
+                    currency,
+                } => {
+                    self.balance += amount;
+                    self.memos.push(memo.clone());
+                    self.currencies.push(currency.clone());
+                }
+            }
+        }
+    }
+
+    #[action(Account, emit = AccountEvent::Deposited)]
+    pub struct Deposit {
+        pub amount: u64,
+        pub memo: String,
+        pub currency: String,
+    }
+}
+
+/// Events committed before a field existed load under the new code with the field's
+/// serde default; new events carry the field.
+async fn old_payloads_load_with_the_new_fields_defaults(store: Arc<dyn Store>) {
+    let old = act()
+        .with_store_arc(Arc::clone(&store))
+        .with_state::<deposit_v1::Account>()
+        .build()
+        .unwrap();
+    old.execute(
+        deposit_v1::Deposit { amount: 5 },
+        Target::new("acct-1", actor()),
+    )
+    .await
+    .unwrap();
+    let stored = old.query(&Query::stream("acct-1")).await.unwrap();
+    assert_eq!(stored[0].data.get(), r#"{"amount":5}"#, "the old payload");
+
+    let new = act()
+        .with_store_arc(Arc::clone(&store))
+        .with_state::<deposit_v2::Account>()
+        .build()
+        .unwrap();
+    let deposit = deposit_v2::Deposit {
+        amount: 7,
+        memo: "rent".into(),
+        currency: "USD".into(),
+    };
+    new.execute(deposit, Target::new("acct-1", actor()))
+        .await
+        .unwrap();
+    let loaded = new.load::<deposit_v2::Account>("acct-1").await.unwrap();
+    assert_eq!(loaded.state.balance, 12);
+    assert_eq!(loaded.state.memos, ["", "rent"], "`#[serde(default)]`");
+    assert_eq!(
+        loaded.state.currencies,
+        ["EUR", "USD"],
+        "`#[serde(default = \"eur\")]`"
+    );
+    let events = new.query(&Query::stream("acct-1")).await.unwrap();
+    let read: Vec<_> = events
+        .iter()
+        .map(|e| deposit_v2::AccountEvent::from_data(&e.name, &e.data).unwrap())
+        .collect();
+    assert!(
+        matches!(&read[0], Some(deposit_v2::AccountEvent::Deposited { memo, currency, .. }) if memo.is_empty() && currency == "EUR"),
+        "{read:?}"
+    );
+
+    // and the schema lock agrees: defaulted new fields are not a breaking change
+    assert_eq!(old.schema_lock().check(&new.schema_lock()), Ok(()));
+}
+
+#[tokio::test]
+async fn old_payloads_load_with_the_new_fields_defaults_in_memory() {
+    old_payloads_load_with_the_new_fields_defaults(Arc::new(InMemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn old_payloads_load_with_the_new_fields_defaults_on_sqlite() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    old_payloads_load_with_the_new_fields_defaults(Arc::new(store)).await;
 }

@@ -179,6 +179,10 @@ pub(crate) fn generate(def: &ActionDef) -> TokenStream {
             }
         }
     });
+    let emits = def.emit.as_ref().map(|(_, variant)| {
+        let name = variant.to_string();
+        quote!(const EMITS: &'static [&'static str] = &[#name];)
+    });
     let emit = def
         .emit
         .as_ref()
@@ -194,6 +198,7 @@ pub(crate) fn generate(def: &ActionDef) -> TokenStream {
             const NAME: &'static str = #name;
             type State = #state_ty;
             const INVARIANTS: &'static [&'static str] = &[#(#invariants),*];
+            #emits
             #retries
             #given
         }

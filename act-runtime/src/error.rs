@@ -216,6 +216,22 @@ pub enum BuildError {
         /// The event.
         event: String,
     },
+    /// Two projections share a name.
+    #[error("projection `{name}` is registered twice")]
+    DuplicateProjection {
+        /// The shared name.
+        name: String,
+    },
+    /// A reaction targets a projection's stream: a projection's target is its own.
+    #[error(
+        "reaction `{reaction}` targets `{projection}`, which is a projection's: rename the reaction's target or the projection"
+    )]
+    ProjectionTargetShared {
+        /// The projection.
+        projection: String,
+        /// The reaction.
+        reaction: String,
+    },
 }
 
 /// An error from the app: `execute`, `load`, `query` and the JSON entry point.

@@ -57,7 +57,10 @@ pub mod conformance;
 pub mod error;
 pub mod model;
 pub mod ports;
+pub mod projections;
 pub mod reactions;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use act_macros::{action, emits, given, reaction, state};
 /// Re-exported so adapters written outside this crate implement the ports the same way.

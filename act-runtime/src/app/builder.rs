@@ -9,7 +9,8 @@ use super::registry::{Registry, StateActions, StateEntry};
 use super::{Act, Inner, lifecycle};
 use crate::adapters::{InMemoryCache, InMemoryStore};
 use crate::error::BuildError;
-use crate::ports::{Cache, Store};
+use crate::ports::{Cache, Clock, Store};
+use crate::projections::{Projection, ProjectionEntry};
 use crate::reactions::{Reaction, ReactionEntry, Reactions};
 
 /// Starts building an app.
@@ -33,9 +34,11 @@ pub struct ActBuilder {
     cache: Option<Arc<dyn Cache>>,
     correlator: Option<Correlator>,
     reactions: Vec<ReactionEntry>,
+    projections: Vec<ProjectionEntry>,
     max_event_bytes: Option<usize>,
     grace: Option<std::time::Duration>,
     race_backoff: Option<super::RaceBackoff>,
+    clock: Option<Clock>,
 }
 
 impl ActBuilder {
@@ -49,6 +52,12 @@ impl ActBuilder {
     /// Registers a reaction (the value `#[reaction]` makes of a handler).
     pub fn with_reaction<R: Reaction>(mut self, reaction: R) -> Self {
         self.reactions.push(ReactionEntry::of(reaction));
+        self
+    }
+
+    /// Registers a projection: a read model fed by the drain (see [`Projection`]).
+    pub fn with_projection<P: Projection>(mut self, projection: P) -> Self {
+        self.projections.push(ProjectionEntry::of(projection));
         self
     }
 
@@ -98,6 +107,14 @@ impl ActBuilder {
         self
     }
 
+    /// Reads `clock` for when a retry is due (the default: the wall clock). Shared with an
+    /// [`InMemoryStore::with_clock`], it makes backoff virtual time: advancing the clock
+    /// makes retries due at once.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Uses `f` to make correlation ids for requests that do not carry one.
     pub fn with_correlator(
         mut self,
@@ -111,7 +128,9 @@ impl ActBuilder {
     /// registered; no reaction name twice on one event) and builds the app.
     pub fn build(self) -> Result<Act, BuildError> {
         let registry = Registry::build(self.states)?;
-        let reactions = Reactions::build(self.reactions, |e| registry.event_state(e).is_some())?;
+        let reactions = Reactions::build(self.reactions, self.projections, |e| {
+            registry.event_state(e).is_some()
+        })?;
         Ok(Act {
             inner: Arc::new(Inner {
                 store: self.store.unwrap_or_else(|| Arc::new(InMemoryStore::new())),
@@ -128,6 +147,7 @@ impl ActBuilder {
                 grace: self.grace.unwrap_or(super::DEFAULT_SHUTDOWN_GRACE),
                 race_backoff: self.race_backoff.unwrap_or_default(),
                 turns: Default::default(),
+                clock: self.clock.unwrap_or_default(),
                 closing: Default::default(),
             }),
         })

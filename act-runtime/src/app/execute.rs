@@ -401,7 +401,7 @@ impl Act {
 
     /// The work marks a commit raises: static targets of the committed events' reactions,
     /// each marked at the last event that has work for it.
-    fn marks(&self, stream: &str, msgs: &[Message]) -> Vec<(usize, Subscription)> {
+    pub(crate) fn marks(&self, stream: &str, msgs: &[Message]) -> Vec<(usize, Subscription)> {
         let reactions = &self.inner.reactions;
         let mut marks: Vec<(usize, Subscription)> = Vec::new();
         if reactions.is_empty() {

@@ -11,10 +11,13 @@
 //!   final state → archive → truncate (in `close.rs`).
 //! * `pipeline/`: the reaction pipeline — [`Act::correlate`], [`Act::drain`],
 //!   [`Act::settle`] and the worker ([`Act::start`]), with the handlers' [`Scope`].
+//! * [`SchemaLock`]: the events' schemas locked in a file, and the check that a change
+//!   keeps them readable (in `schema_lock/`).
 
 mod builder;
 mod close;
 mod correlator;
+mod diagram;
 mod execute;
 mod ids;
 mod json;
@@ -23,6 +26,7 @@ mod load;
 mod pipeline;
 mod race;
 pub mod registry;
+pub mod schema_lock;
 mod snapshots;
 
 use std::sync::Arc;
@@ -41,12 +45,16 @@ pub use pipeline::{
 };
 pub use race::RaceBackoff;
 pub use registry::{Catalog, Registry};
+pub use schema_lock::{
+    Breaking, Change, LockedEvent, SchemaLock, SchemaLockError, UPDATE_ENV, Verified,
+};
 
 use crate::error::{ActError, StoreError, ValidationError};
 use crate::model::Committed;
 use crate::ports::{Cache, Query, Store};
 use crate::reactions::Reactions;
 use pipeline::Pipeline;
+pub(crate) use pipeline::guard;
 
 /// A built app: cheap to clone, shared across tasks.
 ///
@@ -73,6 +81,8 @@ struct Inner {
     race_backoff: RaceBackoff,
     /// The turns of the actions on each stream in this process.
     turns: race::StreamTurns,
+    /// When retries are due.
+    clock: crate::ports::Clock,
     /// Held by a close from its first phase to its last: closes in this process run one at
     /// a time, so two never resume one guarded stream together.
     closing: tokio::sync::Mutex<()>,
@@ -190,6 +200,16 @@ impl Act {
         }
         self.inner.store.dispose().await?;
         Ok(())
+    }
+
+    /// Wakes the worker.
+    pub(crate) fn wake_pipeline(&self) {
+        self.inner.pipeline.wake();
+    }
+
+    /// Cancelled when the shutdown grace runs out: user code still running is stopped.
+    pub(crate) fn aborting(&self) -> &tokio_util::sync::CancellationToken {
+        &self.inner.pipeline.aborting
     }
 
     /// The shutdown guard: every public entry point (`execute`, `execute_json`, `load`,

@@ -36,6 +36,7 @@ pub struct ActionEntry {
     name: &'static str,
     state: &'static str,
     invariants: &'static [&'static str],
+    emits: &'static [&'static str],
     schema: fn() -> Schema,
     exec: ExecJson,
     unit: OnceLock<bool>,
@@ -70,6 +71,7 @@ impl ActionEntry {
             name: A::NAME,
             state: <A::State as State>::NAME,
             invariants: A::INVARIANTS,
+            emits: A::EMITS,
             schema: || SchemaGenerator::default().into_root_schema_for::<A>(),
             exec: exec::<A>,
             unit: OnceLock::new(),
@@ -90,6 +92,12 @@ impl ActionEntry {
     /// The descriptions of its invariants.
     pub fn invariants(&self) -> &'static [&'static str] {
         self.invariants
+    }
+
+    /// The events it is known to emit (its passthrough event; empty when its handler
+    /// decides).
+    pub fn emits(&self) -> &'static [&'static str] {
+        self.emits
     }
 
     /// Its payload's JSON Schema. A unit-struct action (`pub struct CheckOut;`) takes an
@@ -285,6 +293,7 @@ impl Registry {
                         .into_iter()
                         .map(|(name, schema)| EventCatalog {
                             name,
+                            version: crate::model::event_version(name).1,
                             deprecated: s.deprecated.contains(&name),
                             schema,
                         })
@@ -329,6 +338,8 @@ pub struct StateCatalog {
 pub struct EventCatalog {
     /// The event's name.
     pub name: &'static str,
+    /// Its version: 1 for a name without a suffix, `N` for `_vN`.
+    pub version: u32,
     /// Whether a later `_vN` version supersedes it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deprecated: bool,

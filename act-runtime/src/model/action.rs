@@ -97,6 +97,9 @@ pub trait Action: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'sta
     type State: Emits;
     /// The descriptions of the action's invariants, in the order they are checked.
     const INVARIANTS: &'static [&'static str] = &[];
+    /// The events the action is known to emit: its passthrough event with
+    /// `#[action(State, emit = Enum::Variant)]`; empty when a hand-written `Handle` decides.
+    const EMITS: &'static [&'static str] = &[];
     /// How many times a commit that lost a race is retried when the expected version was
     /// derived by the framework (never when the caller pinned it).
     const RETRIES: u32 = 3;

@@ -38,6 +38,26 @@ pub fn is_marker(name: &str) -> bool {
     name == SNAPSHOT_EVENT || name == TOMBSTONE_EVENT
 }
 
+/// The base name and version of an event name: `("Deposited", 2)` for `Deposited_v2`,
+/// `("Deposited", 1)` for `Deposited` (a name without a `_vN` suffix is version 1).
+/// `#[emits]` has already refused malformed suffixes (`_v1`, `_v02`); the suffix of a name
+/// that is not an event version (`Moved_vertically`) is part of its base name.
+///
+/// ```
+/// use act_runtime::model::event_version;
+///
+/// assert_eq!(event_version("Deposited_v2"), ("Deposited", 2));
+/// assert_eq!(event_version("Deposited"), ("Deposited", 1));
+/// assert_eq!(event_version("Moved_vertically"), ("Moved_vertically", 1));
+/// ```
+pub fn event_version(name: &str) -> (&str, u32) {
+    name.rfind("_v")
+        .filter(|&at| at > 0)
+        .and_then(|at| Some((&name[..at], name[at + 2..].parse::<u32>().ok()?)))
+        .filter(|&(_, v)| v >= 2)
+        .unwrap_or((name, 1))
+}
+
 /// An event enum. Implemented by `#[emits(State)]`: the variant name is the event name.
 ///
 /// The conversions to and from [`Data`] go through generated per-variant payload types, so

@@ -13,6 +13,6 @@ pub use action::{
 };
 pub use event::{
     ActionCause, Causation, Committed, Data, Event, EventCause, EventId, EventMeta,
-    MAX_EVENT_DEPTH, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version, is_marker,
+    MAX_EVENT_DEPTH, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version, event_version, is_marker,
 };
 pub use state::{Emits, EventOf, Patch, Snapshot, State};

@@ -8,6 +8,7 @@ use super::reaction::{BoxFuture, Reaction, ReactionError, ReactionOptions, Resol
 use crate::error::BuildError;
 use crate::model::Committed;
 use crate::ports::Subscription;
+use crate::projections::ProjectionEntry;
 
 type ResolveFn = fn(&Committed) -> Result<Option<Resolved>, serde_json::Error>;
 
@@ -106,6 +107,39 @@ impl ReactionEntry {
         }
     }
 
+    /// The entry marking projection `name`'s work for `event`: a static target, so its
+    /// subscription is marked at commit. The drain feeds projections through their own
+    /// entry ([`crate::projections::ProjectionEntry`]), never through this handler.
+    pub(crate) fn of_projection(
+        name: &'static str,
+        event: &'static str,
+        options: ReactionOptions,
+    ) -> Self {
+        struct FedByTheDrain(&'static str);
+        impl ErasedHandler for FedByTheDrain {
+            fn handle<'a>(
+                &'a self,
+                _: &'a Committed,
+                _: &'a Scope,
+            ) -> BoxFuture<'a, Result<(), ReactionError>> {
+                let name = self.0;
+                Box::pin(async move {
+                    Err(ReactionError::fatal(format!(
+                        "projection `{name}` is fed in order by the drain, not event by event"
+                    )))
+                })
+            }
+        }
+        Self {
+            name,
+            event,
+            resolver: Resolver::Static(name),
+            options,
+            resolve: |_| Ok(None),
+            handler: Arc::new(FedByTheDrain(name)),
+        }
+    }
+
     /// The reaction's name.
     pub fn name(&self) -> &'static str {
         self.name
@@ -165,14 +199,45 @@ pub struct Reactions {
     pub(crate) has_dynamic: bool,
     /// Event names with at least one dynamic reaction (what correlate scans for).
     pub(crate) dynamic_events: Vec<&'static str>,
+    /// The projections, each fed as the static target named after it.
+    pub(crate) projections: Vec<ProjectionEntry>,
 }
 
 impl Reactions {
     pub(crate) fn build(
-        entries: Vec<ReactionEntry>,
+        mut entries: Vec<ReactionEntry>,
+        projections: Vec<ProjectionEntry>,
         known_event: impl Fn(&str) -> bool,
     ) -> Result<Self, BuildError> {
         let mut r = Reactions::default();
+        for p in &projections {
+            if r.projections.iter().any(|q| q.name == p.name) {
+                return Err(BuildError::DuplicateProjection {
+                    name: p.name.to_owned(),
+                });
+            }
+            if let Some(reaction) = entries
+                .iter()
+                .find(|e| e.resolver == Resolver::Static(p.name))
+            {
+                return Err(BuildError::ProjectionTargetShared {
+                    projection: p.name.to_owned(),
+                    reaction: reaction.name.to_owned(),
+                });
+            }
+            if let Some(event) = p.events.iter().find(|e| !known_event(e)) {
+                return Err(BuildError::UnknownEvent {
+                    reaction: p.name.to_owned(),
+                    event: (*event).to_owned(),
+                });
+            }
+            r.projections.push(p.clone());
+        }
+        entries.extend(projections.iter().flat_map(|p| {
+            p.events
+                .iter()
+                .map(|e| ReactionEntry::of_projection(p.name, e, p.options))
+        }));
         for entry in entries {
             if !known_event(entry.event) {
                 return Err(BuildError::UnknownEvent {
@@ -214,6 +279,16 @@ impl Reactions {
             .into_iter()
             .flatten()
             .map(|&i| &self.entries[i])
+    }
+
+    /// The projection fed as target `stream`, if any.
+    pub(crate) fn projection(&self, stream: &str) -> Option<&ProjectionEntry> {
+        self.projections.iter().find(|p| p.name == stream)
+    }
+
+    /// Every projection entry.
+    pub fn projections(&self) -> impl Iterator<Item = &ProjectionEntry> {
+        self.projections.iter()
     }
 
     /// Whether there are no reactions.

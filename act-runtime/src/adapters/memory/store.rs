@@ -24,7 +24,6 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::{Bound, Range};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,8 +39,8 @@ use crate::model::{
     Committed, EventId, EventMeta, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version,
 };
 use crate::ports::{
-    Lease, Query, Store, StreamFilter, StreamPosition, Subscribed, Subscription, TruncateTarget,
-    Truncated,
+    Clock, Lease, Query, Store, StreamFilter, StreamPosition, Subscribed, Subscription,
+    TruncateTarget, Truncated,
 };
 
 /// What a query feeds its events to.
@@ -94,8 +93,8 @@ pub struct InMemoryStore {
     log: RwLock<Log>,
     subs: Mutex<Subs>,
     patterns: Patterns,
-    /// Added to the wall clock (milliseconds): lets tests expire leases without sleeping.
-    skew_ms: AtomicI64,
+    /// Leases, dues and `created` read it: tests move it to expire leases without sleeping.
+    clock: Clock,
 }
 
 /// The event log and its per-stream index.
@@ -675,7 +674,25 @@ impl InMemoryStore {
             log: RwLock::new(Log::default()),
             subs: Mutex::new(Subs::default()),
             patterns: Patterns::default(),
-            skew_ms: AtomicI64::new(0),
+            clock: Clock::default(),
+        }
+    }
+
+    /// A store reading `clock` (shared with an app's [`ActBuilder::with_clock`]
+    /// (crate::app::ActBuilder::with_clock), it gives both one virtual time).
+    ///
+    /// ```
+    /// use act_runtime::adapters::InMemoryStore;
+    /// use act_runtime::ports::Clock;
+    ///
+    /// let clock = Clock::default();
+    /// let store = InMemoryStore::with_clock(clock.clone());
+    /// # let _ = store;
+    /// ```
+    pub fn with_clock(clock: Clock) -> Self {
+        Self {
+            clock,
+            ..Self::new()
         }
     }
 
@@ -689,22 +706,15 @@ impl InMemoryStore {
         self.len() == 0
     }
 
-    /// The store's clock: the wall clock plus the test skew.
+    /// The store's clock.
     fn now(&self) -> DateTime<Utc> {
-        let skew = self.skew_ms.load(Ordering::Relaxed);
-        let now = Utc::now();
-        if skew == 0 {
-            now
-        } else {
-            now + TimeDelta::milliseconds(skew)
-        }
+        self.clock.now()
     }
 
     /// Moves the store's clock forward (tests: expires leases without sleeping).
     #[cfg(test)]
     pub(crate) fn advance_clock(&self, by: Duration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.skew_ms.fetch_add(ms, Ordering::Relaxed);
+        self.clock.advance(by);
     }
 
     fn commit_sync(

@@ -14,7 +14,7 @@ use crate::reactions::{BoxFuture, ReactionError};
 
 /// How one handler attempt ended, when it did not succeed.
 #[derive(Debug)]
-pub(super) enum Failure {
+pub(crate) enum Failure {
     /// The handler returned an error.
     Failed(ReactionError),
     /// The handler panicked, with this message.
@@ -31,7 +31,7 @@ pub(super) enum Failure {
 
 impl Failure {
     /// Whether another attempt may succeed.
-    pub(super) fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             Self::Failed(e) => e.is_retryable(),
             Self::Panicked(_) | Self::TimedOut { .. } | Self::Aborted => true,
@@ -77,7 +77,7 @@ impl<T> Future for CatchUnwind<'_, T> {
 }
 
 /// Runs one handler attempt for at most `budget`, stopped early by `abort`.
-pub(super) async fn attempt(
+pub(crate) async fn attempt(
     handler: BoxFuture<'_, Result<(), ReactionError>>,
     budget: Duration,
     lease_end: bool,

@@ -2,9 +2,8 @@
 //! or ack. A lease always ends on its own: no other lease's hang, fetch error or failure
 //! delays or aborts it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
-
-use chrono::Utc;
 
 use super::correlate::{ANY_REACTION, parse_poison, source_filter};
 use super::drain::{Blocked, DrainOptions, Retrying};
@@ -14,7 +13,8 @@ use crate::app::{Act, Lifecycle};
 use crate::error::StoreError;
 use crate::model::{Committed, EventId};
 use crate::ports::{Lease, Query, Subscription};
-use crate::reactions::{ReactionEntry, Resolver};
+use crate::projections::{Model, ProjectionEntry, is_gap};
+use crate::reactions::{ReactionEntry, ReactionOptions, Resolver};
 
 /// How a lease ended.
 #[derive(Debug)]
@@ -64,8 +64,15 @@ impl Act {
             },
             deadline,
         };
+        let projection = self
+            .inner
+            .reactions
+            .projection(&run.outcome.lease.stream)
+            .cloned();
         let end = if parse_poison(&run.outcome.lease.stream).is_some() {
             run.resolve_again(options.event_limit).await
+        } else if let Some(p) = projection {
+            run.project(&p, options.event_limit).await
         } else {
             run.handle(options.event_limit).await
         };
@@ -84,6 +91,8 @@ enum Decision {
     /// Retry after `delay`, keeping progress up to `at`; the row's retry count becomes
     /// the last field (the failed attempts of the event it stopped at, less one).
     Retry(EventId, String, Duration, i32),
+    /// Rewind the row to the start (a projection's model missed events), with why.
+    Rewind(String),
     /// Record nothing.
     Release,
 }
@@ -108,6 +117,14 @@ impl Run<'_> {
         let lease = self.lease();
         let mut query = Query::all().after(lease.at).limit(limit.max(1));
         query.stream = source_filter(lease.source.as_deref(), lease.source_is_pattern);
+        self.fetch_with(query).await
+    }
+
+    /// Fetches the events `query` selects, as [`Run::fetch`] does.
+    async fn fetch_with(
+        &mut self,
+        query: Query,
+    ) -> Result<(Vec<Committed>, Option<Unreadable>), StoreError> {
         let mut events = Vec::new();
         let store = &self.app.inner.store;
         let unreadable = match store.query(&query, &mut |e| events.push(e.clone())).await {
@@ -190,7 +207,7 @@ impl Run<'_> {
                     )
                     .await;
                     if let Err(failure) = attempt {
-                        return self.failed(r, event, at, failure);
+                        return self.failed(r.name(), r.options(), event, at, failure);
                     }
                 }
                 self.outcome.handled += 1;
@@ -200,6 +217,68 @@ impl Run<'_> {
         match unreadable {
             Some(u) => Decision::Block(at, u.error),
             None => Decision::Ack(at),
+        }
+    }
+
+    /// Feeds a projection the events of its lease, one by one or as one batch, under one
+    /// deadline; progress made before a failure is kept. A model that reports a
+    /// [`ProjectionGap`](crate::projections::ProjectionGap) rewinds the row.
+    async fn project(&mut self, p: &ProjectionEntry, event_limit: usize) -> Decision {
+        let lease = self.lease();
+        let query = Query::all()
+            .after(lease.at)
+            .limit(event_limit.max(1))
+            .names(p.events().iter().copied());
+        let (events, unreadable) = match self.fetch_with(query).await {
+            Ok(r) => r,
+            Err(e) => return self.store_failed("fetch", e),
+        };
+        let start = self.lease().at;
+        let opts = p.options();
+        let retry = self.lease().retry;
+        if !events.is_empty() && opts.block_on_error && retry > opts.max_retries as i32 {
+            return Decision::Block(
+                start,
+                format!(
+                    "blocked `{}` after {retry} claims without progress: its drainer stopped (crashed or was killed) before each lease ended",
+                    p.name()
+                ),
+            );
+        }
+        let applied = AtomicI64::new(start);
+        let attempt = if events.is_empty() {
+            Ok(())
+        } else {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            let (budget, lease_end) = if left < opts.timeout {
+                (left, true)
+            } else {
+                (opts.timeout, false)
+            };
+            guard::attempt(
+                p.apply(Model::Live, start, &events, &applied),
+                budget,
+                lease_end,
+                &self.app.inner.pipeline.aborting,
+            )
+            .await
+        };
+        let upto = applied.load(Ordering::Acquire);
+        self.outcome.handled = events.iter().take_while(|e| e.id <= upto).count();
+        match attempt {
+            Ok(()) => match unreadable {
+                Some(u) => Decision::Block(upto, u.error),
+                None => Decision::Ack(upto),
+            },
+            Err(Failure::Failed(e)) if is_gap(&e) => {
+                Decision::Rewind(format!("projection `{}`: {e}", p.name()))
+            }
+            Err(failure) => {
+                let Some(event) = events.iter().find(|e| e.id > upto) else {
+                    return Decision::Ack(upto);
+                };
+                self.failed(p.name(), opts, event, upto, failure)
+            }
         }
     }
 
@@ -270,7 +349,8 @@ impl Run<'_> {
     /// the retry budget is spent, else retry with backoff.
     fn failed(
         &self,
-        r: &ReactionEntry,
+        name: &str,
+        opts: ReactionOptions,
         event: &Committed,
         at: EventId,
         failure: Failure,
@@ -278,7 +358,6 @@ impl Run<'_> {
         if matches!(failure, Failure::Aborted) {
             return Decision::Ack(at);
         }
-        let opts = r.options();
         // The failed attempts of this event before this one: the row's count when the
         // lease stopped at its first event, none when it made progress first.
         let retry = if at > self.lease().at {
@@ -289,13 +368,8 @@ impl Run<'_> {
         let block =
             opts.block_on_error && (!failure.is_retryable() || retry >= opts.max_retries as i32);
         let stream = &self.lease().stream;
-        tracing::warn!(reaction = r.name(), %stream, event = event.id, retry, block, error = %failure, "reaction failed");
-        let error = format!(
-            "{} on event {} ({}): {failure}",
-            r.name(),
-            event.id,
-            event.name
-        );
+        tracing::warn!(reaction = name, %stream, event = event.id, retry, block, error = %failure, "reaction failed");
+        let error = format!("{name} on event {} ({}): {failure}", event.id, event.name);
         if block {
             Decision::Block(at, error)
         } else {
@@ -333,6 +407,16 @@ impl Run<'_> {
         let lease = self.lease().clone();
         match decision {
             Decision::Release => End::Released,
+            Decision::Rewind(why) => {
+                tracing::warn!(stream = %lease.stream, %why, "rewinding the projection: its events are delivered again from the start");
+                match store.reset(std::slice::from_ref(&lease.stream)).await {
+                    Ok(_) => app.inner.pipeline.wake(),
+                    Err(e) => {
+                        tracing::warn!(stream = %lease.stream, error = %e, "rewind failed; the lease expires by itself");
+                    }
+                }
+                End::Released
+            }
             Decision::Ack(at) => {
                 let acked = Lease { at, ..lease };
                 match store.ack(std::slice::from_ref(&acked)).await {
@@ -351,7 +435,7 @@ impl Run<'_> {
                 }
             }
             Decision::Retry(at, error, delay, retry) => {
-                let due = Utc::now() + chrono_ms(delay);
+                let due = app.inner.clock.now() + chrono_ms(delay);
                 let handed = Lease {
                     at,
                     retry,

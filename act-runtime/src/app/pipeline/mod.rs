@@ -20,7 +20,7 @@
 
 mod correlate;
 mod drain;
-mod guard;
+pub(crate) mod guard;
 mod lease;
 mod scope;
 mod settle;
@@ -67,7 +67,7 @@ pub(crate) struct Pipeline {
     /// Cancelled by shutdown: loops stop taking new work.
     stopping: CancellationToken,
     /// Cancelled when the shutdown grace has run out: running handlers are stopped.
-    aborting: CancellationToken,
+    pub(crate) aborting: CancellationToken,
     worker: Mutex<Option<worker::Running>>,
 }
 

@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -223,7 +222,7 @@ impl Act {
                     reported = true;
                 }
             }
-            let now = Utc::now();
+            let now = self.inner.clock.now();
             let wait = match pipeline.due(now) {
                 Some(due) if due <= now => continue,
                 Some(due) => (due - now).to_std().unwrap_or_default().min(options.poll),

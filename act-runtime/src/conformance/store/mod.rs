@@ -1,8 +1,9 @@
 //! The store kit: every behaviour of the [`Store`] port, one named check each.
 //!
-//! Groups: `commit`, `commit_marked`, `seed`, `drop_all`, `dispose` ([`commit`]); `query`
-//! ([`query`]); `subscribe` and `claim` ([`subscriptions`]); `ack`, `block`, `reset`,
-//! `unblock` and `query_streams` ([`leases`]); `truncate` ([`truncate`]).
+//! Groups (and the file under `conformance/store/` that holds them): `commit`,
+//! `commit_marked`, `seed`, `drop_all`, `dispose` (`commit.rs`); `query` (`query.rs`);
+//! `subscribe` and `claim` (`subscriptions.rs`); `ack`, `block`, `reset`, `unblock` and
+//! `query_streams` (`leases.rs`); `truncate` (`truncate.rs`).
 
 mod commit;
 mod leases;

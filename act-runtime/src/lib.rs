@@ -74,6 +74,7 @@ pub mod prelude {
         Blocked, Correlated, DrainOptions, DrainSummary, Lifecycle, Scope, SettleOptions, Worker,
         WorkerOptions,
     };
+    pub use crate::app::{CloseReport, CloseTarget, SkipReason};
     pub use crate::error::{
         ActError, BuildError, ConcurrencyError, InvariantError, StoreError, StreamClosedError,
         ValidationError,

@@ -148,6 +148,7 @@ impl ActBuilder {
                 race_backoff: self.race_backoff.unwrap_or_default(),
                 turns: Default::default(),
                 clock: self.clock.unwrap_or_default(),
+                closing: Default::default(),
             }),
         })
     }

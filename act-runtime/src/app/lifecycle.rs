@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 use super::Act;
+use super::close::CloseReport;
 use super::pipeline::{Blocked, DrainSummary, Retrying};
 use crate::model::Committed;
 use crate::ports::Lease;
@@ -25,6 +26,9 @@ pub enum Lifecycle<'a> {
     Retrying(&'a [Retrying]),
     /// A settle finished, or the worker caught up; the summary of what it did since.
     Settled(&'a DrainSummary),
+    /// A close finished ([`Act::close`]): the streams it closed and those it skipped, with
+    /// the reason.
+    Closed(&'a CloseReport),
 }
 
 /// Identifies a listener, to remove it with [`Act::off`].

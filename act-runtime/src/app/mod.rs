@@ -7,12 +7,15 @@
 //!   (in `load.rs`).
 //! * [`Act::execute_json`]: the by-name JSON entry point, validated against the action's
 //!   schema (in `json.rs`).
+//! * [`Act::close`]: close the books on streams — correlate → heads → safety → guard →
+//!   final state → archive → truncate (in `close.rs`).
 //! * `pipeline/`: the reaction pipeline — [`Act::correlate`], [`Act::drain`],
 //!   [`Act::settle`] and the worker ([`Act::start`]), with the handlers' [`Scope`].
 //! * [`SchemaLock`]: the events' schemas locked in a file, and the check that a change
 //!   keeps them readable (in `schema_lock/`).
 
 mod builder;
+mod close;
 mod correlator;
 mod diagram;
 mod execute;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use builder::{ActBuilder, act};
+pub use close::{CLOSE_ACTION, CloseReport, CloseTarget, ClosedStream, SkipReason, Skipped};
 pub use correlator::{CorrelationContext, Correlator};
 pub(crate) use execute::Cause;
 pub use execute::{Executed, ExecutedJson};
@@ -80,6 +84,9 @@ struct Inner {
     turns: race::StreamTurns,
     /// When retries are due.
     clock: crate::ports::Clock,
+    /// Held by a close from its first phase to its last: closes in this process run one at
+    /// a time, so two never resume one guarded stream together.
+    closing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Act {
@@ -196,12 +203,7 @@ impl Act {
         Ok(())
     }
 
-    /// The shutdown guard: every public entry point (`execute`, `execute_json`, `load`,
-    /// `load_with`, `load_json`, `query`, `query_with`, `correlate`, `drain`, `settle`,
-    /// `start`, `reset`, `unblock`, `blocked_streams`) calls it first, so that after
-    /// [`Act::shutdown`] each fails with [`ActError::ShutDown`] whatever the store (a
-    /// disposed store would answer `Store(Disposed)`, or, in memory, still answer). The
-    /// [`Scope`] of a handler finishing within the shutdown grace goes around it.
+    /// Wakes the worker.
     pub(crate) fn wake_pipeline(&self) {
         self.inner.pipeline.wake();
     }
@@ -211,6 +213,13 @@ impl Act {
         &self.inner.pipeline.aborting
     }
 
+    /// The shutdown guard: every public entry point (`execute`, `execute_json`, `load`,
+    /// `load_with`, `load_json`, `query`, `query_with`, `correlate`, `drain`, `settle`,
+    /// `start`, `reset`, `unblock`, `blocked_streams`, `close`, `close_with`, `is_closed`)
+    /// calls it first, so that after [`Act::shutdown`] each fails with
+    /// [`ActError::ShutDown`] whatever the store (a disposed store would answer
+    /// `Store(Disposed)`, or, in memory, still answer). The [`Scope`] of a handler
+    /// finishing within the shutdown grace goes around it.
     pub(crate) fn check_live(&self) -> Result<(), ActError> {
         if self.inner.shut_down.load(Ordering::Relaxed) {
             Err(ActError::ShutDown)

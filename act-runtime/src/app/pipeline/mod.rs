@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use correlate::Correlated;
+pub(crate) use correlate::in_window;
 pub use drain::{Blocked, DrainOptions, DrainSummary, Retrying};
 pub use scope::Scope;
 pub use settle::SettleOptions;

@@ -134,7 +134,7 @@ impl Client {
         );
         Sse {
             body: Box::pin(res.bytes_stream()),
-            buffer: String::new(),
+            buffer: Vec::new(),
         }
     }
 }
@@ -165,7 +165,7 @@ struct Sse {
     body: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>,
     >,
-    buffer: String,
+    buffer: Vec<u8>,
 }
 
 impl Sse {
@@ -177,8 +177,9 @@ impl Sse {
 
     async fn next_inner(&mut self) -> SseEvent {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("utf-8");
                 let mut e = SseEvent {
                     id: None,
                     event: None,
@@ -213,8 +214,7 @@ impl Sse {
                 .await
                 .expect("the stream stays open")
                 .expect("a chunk");
-            self.buffer
-                .push_str(&String::from_utf8(chunk.to_vec()).expect("utf-8"));
+            self.buffer.extend_from_slice(&chunk);
         }
     }
 
@@ -553,6 +553,20 @@ async fn the_feed_replays_follows_and_resumes_with_exactly_the_missing_events() 
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // an empty `Last-Event-ID` is no id: `after` applies
+    let res = c
+        .http
+        .get(format!("{}/events?after={}", c.base, missed[1]))
+        .header("Last-Event-ID", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut feed = Sse {
+        body: Box::pin(res.bytes_stream()),
+        buffer: Vec::new(),
+    };
+    assert_eq!(feed.committed().await["id"], missed[2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -642,6 +656,51 @@ async fn commits_by_another_process_arrive_by_polling_the_store() {
         .map(|e| e["id"].as_i64().unwrap())
         .collect();
     assert_eq!(got, committed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_ends_open_feeds_with_a_problem_event() {
+    let app = app();
+    let options = HttpOptions {
+        poll: Duration::from_millis(20),
+        ..HttpOptions::default()
+    };
+    let c = Client::new(router_with(app.clone(), options)).await;
+    c.add("cart-1", "A").await;
+    let mut feed = c.events("/events", None).await;
+    assert_eq!(feed.committed().await["data"]["sku"], "A");
+    app.shutdown().await.unwrap();
+    let end = feed.next().await;
+    assert_eq!(end.event.as_deref(), Some("problem"));
+    let problem: Value = serde_json::from_str(&end.data).unwrap();
+    assert_eq!(
+        (&problem["status"], &problem["code"]),
+        (&json!(503), &json!("shut-down"))
+    );
+    // and the body ends there
+    let rest = tokio::time::timeout(PATIENCE, feed.body.next())
+        .await
+        .expect("the body ends");
+    assert!(rest.is_none(), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_refused_before_it_is_read() {
+    let options = HttpOptions {
+        body_limit: 1024,
+        ..HttpOptions::default()
+    };
+    let c = Client::new(router_with(app(), options)).await;
+    let sku = "x".repeat(2048);
+    let (status, kind, body) = c
+        .post(
+            "AddItem",
+            json!({"stream": "cart-1", "actor": {"id": "u", "name": "n"},
+                   "payload": {"sku": sku, "qty": 1}}),
+        )
+        .await;
+    assert_eq!((status, kind.as_str()), (413, "application/problem+json"));
+    assert_eq!(body["code"], "body-too-large");
 }
 
 /// Every `$ref` of the document, with where it was found.

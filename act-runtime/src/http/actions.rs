@@ -66,8 +66,15 @@ async fn run(
             "send the body as JSON, with `Content-Type: application/json`",
         ));
     }
-    let body = body.map_err(|e| Problem::new(e.status(), "bad-body", e.body_text()))?;
-    let request = decode(&body)?;
+    let body = body.map_err(|e| {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "body-too-large"
+        } else {
+            "bad-body"
+        };
+        Problem::new(e.status(), code, e.body_text())
+    })?;
+    let request = decode(&body).map_err(|p| *p)?;
     let actor = match (actor, request.actor) {
         (Some(Extension(actor)), _) | (None, Some(actor)) => actor,
         (None, None) => {
@@ -107,7 +114,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Decodes the envelope: text that is not JSON is a `400` (`malformed-json`), JSON of
 /// another shape a `422` on target `request` with the path of the offending member.
-fn decode(body: &[u8]) -> Result<ActionRequest, Problem> {
+fn decode(body: &[u8]) -> Result<ActionRequest, Box<Problem>> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let request: ActionRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = crate::error::json_pointer(e.path());
@@ -117,8 +124,8 @@ fn decode(body: &[u8]) -> Result<ActionRequest, Problem> {
     Ok(request)
 }
 
-fn envelope_problem(path: String, e: serde_json::Error) -> Problem {
-    if e.is_data() {
+fn envelope_problem(path: String, e: serde_json::Error) -> Box<Problem> {
+    Box::new(if e.is_data() {
         Problem::validation(&ValidationError::new("request", path, e.to_string()))
     } else {
         let mut p = Problem::new(
@@ -128,7 +135,7 @@ fn envelope_problem(path: String, e: serde_json::Error) -> Problem {
         );
         p.path = Some(path);
         p.with("line", e.line()).with("column", e.column())
-    }
+    })
 }
 
 #[cfg(test)]

@@ -60,11 +60,14 @@ async fn open(
 ) -> Result<Feed, Problem> {
     let UrlQuery(params) =
         params.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text()))?;
-    let after = match headers.get("last-event-id") {
+    let last = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().map(str::trim))
+        .filter(|v| !matches!(v, Ok("")));
+    let after = match last {
         Some(v) => v
-            .to_str()
             .ok()
-            .and_then(|s| s.trim().parse::<EventId>().ok())
+            .and_then(|s| s.parse::<EventId>().ok())
             .ok_or_else(|| {
                 Problem::new(
                     StatusCode::BAD_REQUEST,

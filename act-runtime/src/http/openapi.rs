@@ -99,9 +99,9 @@ pub fn openapi(app: &Act, options: &HttpOptions) -> Value {
         for a in &s.actions {
             let payload = c.add_root(&format!("action.{}", a.name), &a.schema);
             c.insert(&format!("request.{}", a.name), request_schema(payload));
-            let mut description = format!("Runs action `{}` on a `{}` stream.", a.name, s.name);
+            let mut description = format!("Runs action `{}` on a stream of `{}`.", a.name, s.name);
             if !a.invariants.is_empty() {
-                description.push_str(" Invariants: ");
+                description.push_str(" Refused with `409` (`invariant`) when: ");
                 description.push_str(&a.invariants.join("; "));
                 description.push('.');
             }
@@ -272,10 +272,11 @@ fn state_schemas(c: &mut Components, s: &StateCatalog) {
     let mut pairs = Vec::new();
     for e in &s.events {
         let data = c.add_root(&format!("event.{}", e.name), &e.schema);
-        if e.deprecated {
-            if let Some(Value::Object(m)) = c.schemas.get_mut(&format!("event.{}", e.name)) {
-                m.insert("deprecated".to_owned(), Value::Bool(true));
-            }
+        if let (true, Some(Value::Object(m))) = (
+            e.deprecated,
+            c.schemas.get_mut(&format!("event.{}", e.name)),
+        ) {
+            m.insert("deprecated".to_owned(), Value::Bool(true));
         }
         pairs.push(json!({
             "type": "object",

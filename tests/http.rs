@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 mod order {
     use act_runtime::prelude::*;
 
-    #[state(name = "Order", actions(Place))]
+    #[state(name = "Order", actions(Place, Boom))]
     #[derive(Debug, Clone, Default)]
     pub struct Order {
         pub lines: Vec<Line>,
@@ -49,6 +49,16 @@ mod order {
     #[action(Order, emit = OrderEvent::Placed)]
     pub struct Place {
         pub lines: Vec<Line>,
+    }
+
+    /// A handler with a bug: it panics.
+    #[action(Order)]
+    pub struct Boom;
+
+    impl Handle for Boom {
+        fn handle(&self, _: &Order, _: &Target) -> Emit<OrderEvent> {
+            panic!("a bug in the handler")
+        }
     }
 }
 
@@ -407,6 +417,13 @@ async fn errors_map_to_their_status_codes() {
         "{body}"
     );
     assert_eq!((&body["expected"], &body["actual"]), (&json!(5), &json!(0)));
+    // a handler that panics: a 500 whose body says nothing of the panic
+    let (status, kind, body) = c
+        .post("Boom", json!({"stream": "order-b", "actor": who}))
+        .await;
+    assert_eq!((status, kind.as_str()), (500, "application/problem+json"));
+    assert_eq!(body["code"], "internal");
+    assert!(!body.to_string().contains("bug"), "{body}");
     // a method the route does not take
     let res = c
         .http
@@ -545,6 +562,8 @@ async fn the_feed_replays_follows_and_resumes_with_exactly_the_missing_events() 
         .await
         .unwrap();
     assert_eq!(res.status(), 422);
+    let (status, _, body) = c.get("/events?pattern=cart-%5B34%5D").await;
+    assert_eq!((status, &body["target"]), (422, &json!("query")), "{body}");
     let res = c
         .http
         .get(format!("{}/events", c.base))

@@ -829,4 +829,35 @@ async fn the_openapi_document_has_every_action_with_its_schemas() {
     assert!(!validator.is_valid(&bad));
     let stray = json!({"stream": "o", "colour": "red"});
     assert!(!validator.is_valid(&stray));
+
+    // and the answers match their documented schemas
+    let schema_of = |name: &str| {
+        let root = json!({
+            "$ref": format!("#/components/schemas/{name}"),
+            "components": doc["components"],
+        });
+        jsonschema::validator_for(&root).expect("the schemas compile")
+    };
+    let executed = schema_of("executed.Cart");
+    let added = c.add("cart-s", "A").await;
+    let (_, _, checked_out) = c
+        .post(
+            "CheckOut",
+            json!({"stream": "cart-s", "actor": {"id": "u", "name": "n"}}),
+        )
+        .await;
+    for body in [&added, &checked_out] {
+        let problems: Vec<String> = executed.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(problems.is_empty(), "{body}: {problems:?}");
+    }
+    let mut wrong = added.clone();
+    wrong["events"][0]["data"]["qty"] = json!("one");
+    assert!(
+        !executed.is_valid(&wrong),
+        "the event's payload schema is checked"
+    );
+    let (_, _, state) = c.get("/streams/Cart/cart-s").await;
+    assert!(schema_of("stream.Cart").is_valid(&state), "{state}");
+    let (_, _, problem) = c.post("Fly", json!({})).await;
+    assert!(schema_of("act.Problem").is_valid(&problem), "{problem}");
 }

@@ -78,7 +78,7 @@
 //! # Example
 //!
 //! The router is a value: call it in memory (here with `tower::ServiceExt::oneshot`), or
-//! serve it with [`axum::serve`] (re-exported as [`axum`], so its version matches).
+//! serve it with [`axum::serve()`] (re-exported as [`axum`], so its version matches).
 //!
 //! ```
 //! use act_runtime::prelude::*;

@@ -117,7 +117,9 @@ impl Problem {
     pub fn from_error(e: &ActError) -> Self {
         use StatusCode as S;
         match e {
-            ActError::Validation(v) => Self::validation(v),
+            ActError::Validation(v) | ActError::Store(StoreError::Invalid(v)) => {
+                Self::validation(v)
+            }
             ActError::UnknownAction(_) => Self::new(S::NOT_FOUND, "unknown-action", e.to_string()),
             ActError::UnknownState(_) => Self::new(S::NOT_FOUND, "unknown-state", e.to_string()),
             ActError::Invariant(i) => Self::new(S::CONFLICT, "invariant", e.to_string())
@@ -131,10 +133,12 @@ impl Problem {
             } => Self::new(S::CONFLICT, "rejected", format!("{e}: {source}"))
                 .with("action", action.as_str())
                 .with("stream", stream.as_str()),
-            ActError::Concurrency(c) => Self::new(S::CONFLICT, "concurrency", e.to_string())
-                .with("stream", c.stream.as_str())
-                .with("expected", c.expected)
-                .with("actual", c.actual),
+            ActError::Concurrency(c) | ActError::Store(StoreError::Concurrency(c)) => {
+                Self::new(S::CONFLICT, "concurrency", c.to_string())
+                    .with("stream", c.stream.as_str())
+                    .with("expected", c.expected)
+                    .with("actual", c.actual)
+            }
             ActError::StreamClosed(c) => {
                 Self::new(S::GONE, "stream-closed", e.to_string()).with("stream", c.stream.as_str())
             }
@@ -265,6 +269,20 @@ mod tests {
                 "stream-closed",
             ),
             (ActError::ShutDown, 503, "shut-down"),
+            (
+                ActError::Store(StoreError::Invalid(ValidationError::new("q", "", "x"))),
+                422,
+                "validation",
+            ),
+            (
+                ActError::Store(StoreError::Concurrency(ConcurrencyError {
+                    stream: "s".into(),
+                    expected: 1,
+                    actual: 2,
+                })),
+                409,
+                "concurrency",
+            ),
             (ActError::Store(StoreError::Disposed), 503, "shut-down"),
             (
                 ActError::Store(StoreError::backend("commit", "secret host 10.0.0.1")),

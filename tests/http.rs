@@ -8,11 +8,15 @@ use std::time::Duration;
 use act_runtime::adapters::SqliteStore;
 use act_runtime::http::axum::{self, Extension, Router};
 use act_runtime::http::{HttpOptions, router, router_with};
+use act_runtime::ports::Store;
 use act_runtime::prelude::*;
 use act_tests::cart::{AddItem, Cart};
 use act_tests::{TempDb, actor};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+
+#[path = "pg_support.rs"]
+mod pg_support;
 
 /// Orders with nested lines: their schema has `$defs`, and a bad nested field has a deep
 /// path.
@@ -677,6 +681,72 @@ async fn commits_by_another_process_arrive_by_polling_the_store() {
     assert_eq!(got, committed);
 }
 
+/// Another process commits on PostgreSQL with four concurrent writers, whose ids become
+/// visible out of id order: the feed (polling, nothing wakes it) still sends every event
+/// once, in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_on_postgres_gets_another_process_concurrent_commits_once_in_id_order() {
+    let schemas = pg_support::Schemas::default();
+    let schema = schemas.fresh();
+    let store = pg_support::store_on(&schema).await;
+    store.seed().await.expect("seed");
+    let on_pg = |store| {
+        act()
+            .with_state::<Cart>()
+            .with_store(store)
+            .build()
+            .expect("build")
+    };
+    let served = on_pg(store);
+    let other = on_pg(pg_support::store_on(&schema).await);
+    let options = HttpOptions {
+        poll: Duration::from_millis(10),
+        page: 16,
+        ..HttpOptions::default()
+    };
+    let c = Client::new(router_with(served.clone(), options)).await;
+    let mut feed = c.events("/events", None).await;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let other = other.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let item = AddItem {
+                        sku: format!("w{w}-{i}"),
+                        qty: 1,
+                    };
+                    let target = Target::new(format!("cart-{w}-{}", i % 3), actor());
+                    other.execute(item, target).await.expect("commit");
+                }
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    while got.len() < 100 {
+        got.push(feed.committed().await);
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let got = ids(&got);
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "not in id order: {got:?}"
+    );
+    let stored: Vec<i64> = served
+        .query(&Query::all())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(got, stored);
+    drop(feed);
+    served.shutdown().await.unwrap();
+    other.shutdown().await.unwrap();
+    schemas.drop_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_ends_open_feeds_with_a_problem_event() {
     let app = app();
@@ -701,6 +771,29 @@ async fn a_shutdown_ends_open_feeds_with_a_problem_event() {
         .await
         .expect("the body ends");
     assert!(rest.is_none(), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_feed_gets_keep_alive_comments() {
+    let options = HttpOptions {
+        keep_alive: Duration::from_millis(10),
+        ..HttpOptions::default()
+    };
+    let c = Client::new(router_with(app(), options)).await;
+    let mut feed = c.events("/events", None).await;
+    let mut text = Vec::new();
+    while !text.windows(2).any(|w| w == b"\n:") && !text.starts_with(b":") {
+        let chunk = tokio::time::timeout(PATIENCE, feed.body.next())
+            .await
+            .expect("a keep-alive within the patience bound")
+            .expect("the stream stays open")
+            .expect("a chunk");
+        text.extend_from_slice(&chunk);
+    }
+    assert!(
+        !String::from_utf8_lossy(&text).contains("data:"),
+        "no event was committed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,7 +110,7 @@ impl Problem {
     /// | `StreamClosed` | 410 | `stream-closed` |
     /// | `ShutDown`, `Store(Disposed)` | 503 | `shut-down` |
     /// | `Store(Backend)` | 503 | `store-unavailable` |
-    /// | `Corrupt`, `Store(Corrupt)`, others | 500 | `corrupt` / `internal` |
+    /// | `Corrupt`, `Store(Corrupt)` | 500 | `corrupt` |
     ///
     /// The details of a 500 or a `store-unavailable` 503 stay in the server's log (they
     /// may name tables or hosts); the body says only what kind of failure it was.
@@ -162,10 +162,6 @@ impl Problem {
                     "corrupt",
                     "a stored event cannot be read back",
                 )
-            }
-            other => {
-                tracing::error!(error = %other, "request failed");
-                Self::internal()
             }
         }
     }

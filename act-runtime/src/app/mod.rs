@@ -187,10 +187,10 @@ impl Act {
     }
 
     /// The shutdown guard: every public entry point (`execute`, `execute_json`, `load`,
-    /// `load_with`, `load_json`, `query`, `query_with`, `correlate`, `drain`, `settle`,
-    /// `start`, `reset`, `unblock`, `blocked_streams`) calls it first, so that after
-    /// [`Act::shutdown`] each fails with [`ActError::ShutDown`] whatever the store (a
-    /// disposed store would answer `Store(Disposed)`, or, in memory, still answer). The
+    /// `load_with`, `load_json`, `load_json_snapshot`, `query`, `query_with`, `correlate`,
+    /// `drain`, `settle`, `start`, `reset`, `unblock`, `blocked_streams`) calls it first, so
+    /// that after [`Act::shutdown`] each fails with [`ActError::ShutDown`] whatever the store
+    /// (a disposed store would answer `Store(Disposed)`, or, in memory, still answer). The
     /// [`Scope`] of a handler finishing within the shutdown grace goes around it.
     pub(crate) fn wake_pipeline(&self) {
         self.inner.pipeline.wake();

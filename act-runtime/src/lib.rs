@@ -55,6 +55,8 @@ pub mod app;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod model;
 pub mod ports;
 pub mod projections;

@@ -998,6 +998,7 @@ impl Act {
                     expected_version,
                 }),
                 event: None,
+                trace: super::telemetry::current_trace(),
             },
             actor,
         }

@@ -137,6 +137,46 @@ impl Act {
         state: &str,
         stream: &str,
     ) -> Result<serde_json::Value, ActError> {
+        Ok(self.load_json_snapshot(state, stream).await?.state)
+    }
+
+    /// [`Act::load_json`] with the bookkeeping of [`Act::load`]: the state as JSON, and the
+    /// version and event id it is at (`-1` for a stream with no events).
+    ///
+    /// ```
+    /// use act_runtime::prelude::*;
+    ///
+    /// #[state(name = "Counter", actions(Increment))]
+    /// #[derive(Debug, Clone, Default)]
+    /// pub struct Counter { pub count: i64 }
+    ///
+    /// #[emits(Counter)]
+    /// #[derive(Debug, Clone)]
+    /// pub enum CounterEvent { Incremented { by: i64 } }
+    ///
+    /// impl Patch<CounterEvent> for Counter {
+    ///     fn patch(&mut self, event: &CounterEvent) {
+    ///         match event { CounterEvent::Incremented { by } => self.count += by }
+    ///     }
+    /// }
+    ///
+    /// #[action(Counter, emit = CounterEvent::Incremented)]
+    /// pub struct Increment { pub by: i64 }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let app = act().with_state::<Counter>().build()?;
+    /// let target = Target::new("counter-1", Actor::new("u1", "Ada"));
+    /// app.execute(Increment { by: 2 }, target).await?;
+    /// let snap = app.load_json_snapshot("Counter", "counter-1").await?;
+    /// assert_eq!((snap.state["count"].as_i64(), snap.version), (Some(2), 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn load_json_snapshot(
+        &self,
+        state: &str,
+        stream: &str,
+    ) -> Result<Snapshot<serde_json::Value>, ActError> {
         self.check_live()?;
         let entry = self
             .inner

@@ -214,8 +214,9 @@ impl Act {
     }
 
     /// The shutdown guard: every public entry point (`execute`, `execute_json`, `load`,
-    /// `load_with`, `load_json`, `query`, `query_with`, `correlate`, `drain`, `settle`,
-    /// `start`, `reset`, `unblock`, `blocked_streams`, `close`, `close_with`, `is_closed`)
+    /// `load_with`, `load_json`, `load_json_snapshot`, `query`, `query_with`, `correlate`,
+    /// `drain`, `settle`, `start`, `reset`, `unblock`, `blocked_streams`, `close`,
+    /// `close_with`, `is_closed`, `projections`, `rebuild`)
     /// calls it first, so that after [`Act::shutdown`] each fails with
     /// [`ActError::ShutDown`] whatever the store (a disposed store would answer
     /// `Store(Disposed)`, or, in memory, still answer). The [`Scope`] of a handler

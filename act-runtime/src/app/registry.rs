@@ -14,11 +14,11 @@ use serde_json::Value;
 use super::Act;
 use super::execute::ExecutedJson;
 use crate::error::{ActError, BuildError};
-use crate::model::{Emits, Event, Handle, State, Target};
+use crate::model::{Emits, Event, Handle, Snapshot, State, Target};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type ExecJson = for<'a> fn(&'a Act, Value, Target) -> BoxFuture<'a, Result<ExecutedJson, ActError>>;
-type LoadJson = for<'a> fn(&'a Act, &'a str) -> BoxFuture<'a, Result<Value, ActError>>;
+type LoadJson = for<'a> fn(&'a Act, &'a str) -> BoxFuture<'a, Result<Snapshot<Value>, ActError>>;
 
 /// The actions of a state, as registry entries. Implemented by `#[state(actions(...))]`.
 #[diagnostic::on_unimplemented(
@@ -176,11 +176,20 @@ impl StateEntry {
         fn load_json<'a, S: Emits>(
             app: &'a Act,
             stream: &'a str,
-        ) -> BoxFuture<'a, Result<Value, ActError>> {
+        ) -> BoxFuture<'a, Result<Snapshot<Value>, ActError>> {
             Box::pin(async move {
                 let snap = app.load::<S>(stream).await?;
-                serde_json::to_value(&snap.state)
-                    .map_err(|e| ActError::Store(crate::error::StoreError::backend("load", e)))
+                let state = serde_json::to_value(&snap.state)
+                    .map_err(|e| ActError::Store(crate::error::StoreError::backend("load", e)))?;
+                Ok(Snapshot {
+                    state,
+                    version: snap.version,
+                    event_id: snap.event_id,
+                    patches: snap.patches,
+                    snaps: snap.snaps,
+                    cache_hit: snap.cache_hit,
+                    replayed: snap.replayed,
+                })
             })
         }
         Self {

@@ -1,6 +1,9 @@
-//! Traces across reactions and metrics: an action's trace context travels in its events,
-//! so the reaction that follows in the drain — and the action it runs — join the request's
-//! trace; the counters and gauges go through the `metrics` facade.
+//! Traces across reactions: an HTTP request's trace context travels in the events its
+//! action commits, so the reaction that follows in the worker — and the action it runs —
+//! join the request's trace.
+//!
+//! One test in this binary: a subscriber set for one thread while other threads trace
+//! nothing would let tracing cache the other threads' interest in the spans.
 
 extern crate act_runtime as act;
 
@@ -11,10 +14,8 @@ use std::collections::HashSet;
 
 use act_runtime::prelude::*;
 use bank_domain::*;
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 fn ada() -> Target {
@@ -28,6 +29,15 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.to_string())
 }
 
+/// Serves `app` over HTTP on a free port: its base URL.
+async fn serve(app: Act) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = act_runtime::http::router(app);
+    tokio::spawn(async move { act_runtime::http::axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
 #[tokio::test]
 async fn a_request_its_action_the_reaction_and_its_action_are_one_trace() {
     let exporter = InMemorySpanExporter::default();
@@ -39,31 +49,51 @@ async fn a_request_its_action_the_reaction_and_its_action_are_one_trace() {
     let _traced = tracing::subscriber::set_default(subscriber);
 
     let app = bank_app().build().unwrap();
-    let request = tracing::info_span!("request", route = "POST /withdraw");
-    let trace_id = request.context().span().span_context().trace_id();
-    async {
-        app.execute(
-            Open {
-                owner: "Ada".into(),
-            },
-            ada(),
-        )
+    app.execute(
+        Open {
+            owner: "Ada".into(),
+        },
+        ada(),
+    )
+    .await
+    .unwrap();
+    app.execute(Deposit { amount: 10 }, ada()).await.unwrap();
+    // the request: POST /actions/Withdraw
+    let base = serve(app.clone()).await;
+    let res = reqwest::Client::new()
+        .post(format!("{base}/actions/Withdraw"))
+        .json(&serde_json::json!({
+            "stream": "acct-ada",
+            "actor": {"id": "ada", "name": "Ada"},
+            "payload": {"amount": 4}
+        }))
+        .send()
         .await
         .unwrap();
-        app.execute(Deposit { amount: 10 }, ada()).await.unwrap();
-        app.execute(Withdraw { amount: 4 }, ada()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    // the drain runs in the worker, outside the request: only the events carry its trace
+    let worker = app.start().unwrap();
+    let mut settled = false;
+    for _ in 0..200 {
+        let ledger = app.load::<Journal>("ledger").await.unwrap().state.entries;
+        if ledger == ["acct-ada withdrew 4"] {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    .instrument(request)
-    .await;
-    // the drain runs outside the request: only the events carry its trace
-    app.settle_now(SettleOptions::default()).await.unwrap();
-    assert_eq!(
-        app.load::<Journal>("ledger").await.unwrap().state.entries,
-        ["acct-ada withdrew 4"]
-    );
+    assert!(settled, "the worker recorded the withdrawal in the ledger");
+    worker.stop().await;
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
+    let request = spans
+        .iter()
+        .find(|s| {
+            s.name == "http.request" && attribute(s, "path").as_deref() == Some("/actions/Withdraw")
+        })
+        .expect("the request's span");
+    let trace_id = request.span_context.trace_id();
     let in_trace: Vec<&SpanData> = spans
         .iter()
         .filter(|s| s.span_context.trace_id() == trace_id)
@@ -73,14 +103,13 @@ async fn a_request_its_action_the_reaction_and_its_action_are_one_trace() {
             .iter()
             .any(|s| s.name == name && attribute(s, key).as_deref() == Some(value))
     };
-    assert!(in_trace.iter().any(|s| s.name == "request"));
     assert!(
         named("act.execute", "action", "Withdraw"),
         "the request's action"
     );
     assert!(
         named("act.reaction", "reaction", "ledger_withdrawal"),
-        "the reaction, in the drain: {:#?}",
+        "the reaction, in the worker: {:#?}",
         spans
             .iter()
             .map(|s| (&s.name, s.span_context.trace_id()))
@@ -90,112 +119,21 @@ async fn a_request_its_action_the_reaction_and_its_action_are_one_trace() {
         named("act.execute", "action", "Note"),
         "the reaction's action"
     );
-    assert!(named("act.reaction", "reaction", "audit_deposit"));
-    // the drain pass itself is not part of the request's trace
-    let drains: HashSet<_> = spans
+    // the deposit's audit reaction belongs to no request: not in this trace
+    assert!(!named("act.reaction", "reaction", "audit_deposit"));
+    // the drain passes are not part of the request's trace
+    let leases: HashSet<_> = spans
         .iter()
-        .filter(|s| s.name == "act.drain")
+        .filter(|s| s.name == "act.lease")
         .map(|s| s.span_context.trace_id())
         .collect();
-    assert!(!drains.is_empty() && !drains.contains(&trace_id));
+    assert!(!leases.is_empty() && !leases.contains(&trace_id));
     // the trace context is in the events' meta, readable back
-    let withdrawn = app
+    let events = app
         .query(&act_runtime::ports::Query::stream("acct-ada"))
         .await
         .unwrap();
-    let trace = withdrawn[2].meta.causation.trace.as_deref().unwrap();
+    let trace = events[2].meta.causation.trace.as_deref().unwrap();
     assert!(trace.starts_with(&format!("00-{trace_id}-")), "{trace}");
-}
-
-#[tokio::test]
-async fn untraced_actions_store_no_trace_context() {
-    let app = bank_app().build().unwrap();
-    let out = app
-        .execute(
-            Open {
-                owner: "Ada".into(),
-            },
-            ada(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(out.events[0].meta.causation.trace, None);
-}
-
-#[test]
-fn commits_retries_blocks_and_lag_are_counted() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let app = bank_app().build().unwrap();
-                let frozen = Target::new(FROZEN, Actor::new("ice", "Ice"));
-                app.execute(
-                    Open {
-                        owner: "Ada".into(),
-                    },
-                    ada(),
-                )
-                .await
-                .unwrap();
-                app.execute(Deposit { amount: 10 }, ada()).await.unwrap();
-                app.execute(Withdraw { amount: 4 }, ada()).await.unwrap();
-                app.execute(
-                    Open {
-                        owner: "Ice".into(),
-                    },
-                    frozen.clone(),
-                )
-                .await
-                .unwrap();
-                app.execute(Deposit { amount: 1 }, frozen).await.unwrap();
-                let _ = app.execute(Withdraw { amount: 99 }, ada()).await;
-                app.settle_now(SettleOptions::default()).await.unwrap();
-            });
-    });
-    type Labels = Vec<(String, String)>;
-    let values: Vec<(String, Labels, DebugValue)> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let k = key.key();
-            let labels = k
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            (k.name().to_owned(), labels, value)
-        })
-        .collect();
-    let value = |name: &str, label: (&str, &str)| {
-        values
-            .iter()
-            .find(|(n, ls, _)| n == name && ls.iter().any(|(k, v)| k == label.0 && v == label.1))
-            .map(|(_, _, v)| v)
-    };
-    assert!(matches!(
-        value("act_commits_total", ("state", "Account")),
-        Some(DebugValue::Counter(5))
-    ));
-    // the ledger note and the two audit notes that succeeded
-    assert!(matches!(
-        value("act_events_committed_total", ("state", "Journal")),
-        Some(DebugValue::Counter(2))
-    ));
-    assert!(matches!(
-        value(
-            "act_streams_blocked_total",
-            ("target", &format!("audit-{FROZEN}"))
-        ),
-        Some(DebugValue::Counter(1))
-    ));
-    assert!(matches!(
-        value("act_drain_lag_seconds", ("target", "ledger")),
-        Some(DebugValue::Gauge(_))
-    ));
+    app.shutdown().await.unwrap();
 }

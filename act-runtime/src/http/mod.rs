@@ -238,7 +238,23 @@ pub fn router_with(app: Act, options: HttpOptions) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(traced))
         .with_state(edge)
+}
+
+/// Runs each request in an `http.request` span (method, path): the action it runs is a
+/// child, and with feature `otel` the reactions that follow join its trace.
+async fn traced(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "http.request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    next.run(request).instrument(span).await
 }
 
 /// The state the handlers share.
@@ -278,7 +294,8 @@ async fn method_not_allowed() -> Problem {
 async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, crate::error::ActError>> + Send + 'static,
 ) -> Result<T, Problem> {
-    match tokio::spawn(work).await {
+    use tracing::Instrument as _;
+    match tokio::spawn(work.instrument(tracing::Span::current())).await {
         Ok(out) => out.map_err(Problem::from),
         Err(e) => {
             tracing::error!(error = %e, "a request's task failed");

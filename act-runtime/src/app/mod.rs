@@ -8,7 +8,7 @@
 //! * [`Act::execute_json`]: the by-name JSON entry point, validated against the action's
 //!   schema (in `json.rs`).
 //! * [`Act::close`]: close the books on streams — correlate → heads → safety → guard →
-//!   final state → archive → truncate (in `close.rs`).
+//!   final state → archive → truncate (in `close/`).
 //! * `pipeline/`: the reaction pipeline — [`Act::correlate`], [`Act::drain`],
 //!   [`Act::settle`] and the worker ([`Act::start`]), with the handlers' [`Scope`].
 //! * [`SchemaLock`]: the events' schemas locked in a file, and the check that a change

@@ -502,3 +502,83 @@ async fn a_rebuild_killed_halfway_leaves_the_live_model_served_and_correct() {
     );
     app.shutdown().await.unwrap();
 }
+
+// ---- faults stay with the projection ---------------------------------------------------
+
+/// Panics on every batch.
+#[derive(Clone, Default)]
+struct Panicky;
+
+impl Projection for Panicky {
+    type Event = CartEvent;
+    const NAME: &'static str = "panicky";
+    const OPTIONS: act::reactions::ReactionOptions = act::reactions::ReactionOptions {
+        max_retries: 0,
+        ..act::reactions::ReactionOptions::DEFAULT
+    };
+
+    async fn apply(&self, _: Batch<'_, CartEvent>) -> Result<(), ReactionError> {
+        panic!("the model exploded")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_projection_is_blocked_and_the_others_flow() {
+    let model = Mem::<true>::default();
+    let app = act()
+        .with_state::<Cart>()
+        .with_projection(model.clone())
+        .with_projection(Panicky)
+        .build()
+        .unwrap();
+    check_out(&app, 0..4).await;
+    settle(&app).await;
+    let status = app.projections().await.unwrap();
+    let panicky = status.iter().find(|s| s.name == "panicky").unwrap();
+    assert!(
+        panicky
+            .blocked
+            .as_deref()
+            .is_some_and(|e| e.contains("the model exploded")),
+        "{panicky:?}"
+    );
+    assert_eq!(
+        model.live().by_day,
+        expected(0..4),
+        "the other projection flows"
+    );
+    // and the app still takes actions
+    check_out(&app, 4..5).await;
+    settle(&app).await;
+    assert_eq!(model.live().by_day, expected(0..5));
+}
+
+#[tokio::test]
+async fn an_event_the_projection_cannot_read_blocks_it_after_the_ones_before() {
+    let model = Mem::<false>::default();
+    let store = Arc::new(InMemoryStore::new());
+    let app = app_on(store.clone(), &model);
+    check_out(&app, 0..2).await;
+    // a CheckedOut whose payload lost its total (written by another, buggy process)
+    let bad = act_runtime::model::Message::new(
+        "CheckedOut",
+        serde_json::value::RawValue::from_string(r#"{"timestamp":"2024-06-01T00:00:00Z"}"#.into())
+            .unwrap(),
+    );
+    let marks = [(0, act_runtime::ports::Subscription::new("tally"))];
+    store
+        .commit_marked("Cart-bad", &[bad], &EventMeta::empty(), None, &marks)
+        .await
+        .unwrap();
+    check_out(&app, 2..3).await;
+    settle(&app).await;
+    let status = &app.projections().await.unwrap()[0];
+    let why = status.blocked.as_deref().unwrap_or_default();
+    assert!(why.contains("does not decode"), "{status:?}");
+    assert_eq!(
+        model.live().by_day,
+        expected(0..2),
+        "the events before it are applied"
+    );
+    assert_eq!(status.behind, 2, "the bad event and the one after it wait");
+}

@@ -39,31 +39,21 @@ impl<P: Projection> Typed<P> {
     fn decode(events: &[Committed]) -> (Vec<Committed<P::Event>>, Option<Undecodable>) {
         let mut typed = Vec::with_capacity(events.len());
         for e in events {
-            match e.typed::<P::Event>() {
-                Ok(Some(t)) => typed.push(t),
-                Ok(None) => {
-                    return (
-                        typed,
-                        Some(Undecodable {
-                            projection: P::NAME,
-                            id: e.id,
-                            name: e.name.clone(),
-                            reason: "not one of its events".into(),
-                        }),
-                    );
+            let reason = match e.typed::<P::Event>() {
+                Ok(Some(t)) => {
+                    typed.push(t);
+                    continue;
                 }
-                Err(err) => {
-                    return (
-                        typed,
-                        Some(Undecodable {
-                            projection: P::NAME,
-                            id: e.id,
-                            name: e.name.clone(),
-                            reason: err.to_string(),
-                        }),
-                    );
-                }
-            }
+                Ok(None) => "not one of its events".to_owned(),
+                Err(err) => err.to_string(),
+            };
+            let bad = Undecodable {
+                projection: P::NAME,
+                id: e.id,
+                name: e.name.clone(),
+                reason,
+            };
+            return (typed, Some(bad));
         }
         (typed, None)
     }

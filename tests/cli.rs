@@ -617,6 +617,16 @@ async fn errors_are_typed_and_reported() {
     .unwrap_err();
     assert!(matches!(&err, CliError::Usage(_)), "{err:?}");
     assert_eq!(err.exit_code(), std::process::ExitCode::from(2));
+    // a PostgreSQL option without PostgreSQL
+    let err = cli::run(
+        ["ops", "--sqlite", "a.db", "--schema", "tenant", "blocked"],
+        &mut out,
+        bank_app,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(&err, CliError::Usage(_)), "{err:?}");
+    assert!(err.report().contains("--pg <URL>"), "{}", err.report());
 
     // a bad URL, and a server that is not there
     let err = cli::run(
@@ -681,8 +691,8 @@ async fn errors_are_typed_and_reported() {
 
 #[tokio::test]
 async fn a_replay_that_fails_is_a_replay_error() {
-    // the bank's projection-less app cannot rebuild a projection it does not have; one
-    // whose code fails in `clear_next` (a projection that cannot be rebuilt) reports it
+    // a projection without `clear_next` and `promote_next` cannot be rebuilt: its rebuild
+    // fails in `clear_next`, and the CLI says so
     #[derive(Clone)]
     struct Plain;
     impl act_runtime::projections::Projection for Plain {

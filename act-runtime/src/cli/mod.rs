@@ -65,7 +65,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 pub use error::CliError;
 
@@ -149,12 +149,28 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         // `--help`: the text is the output.
         Err(e) if !e.use_stderr() => return write(out, &e.to_string()),
         Err(e) => return Err(CliError::Usage(e)),
     };
+    if cli.pg.is_none() && (cli.schema.is_some() || cli.table.is_some()) {
+        // clap does not check `requires` on global options: said here, in clap's words.
+        let name = args
+            .first()
+            .and_then(|a| std::path::Path::new(a).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let message =
+            "--schema and --table name a PostgreSQL tenant's tables: they need --pg <URL>";
+        return Err(CliError::Usage(
+            Cli::command()
+                .bin_name(name)
+                .error(clap::error::ErrorKind::MissingRequiredArgument, message),
+        ));
+    }
     let text = if let Command::Diagram = cli.command {
         // The registry is all it reads: the app stays on the in-memory store.
         let app = build().build().map_err(CliError::Build)?;

@@ -52,6 +52,8 @@ extern crate self as act_runtime;
 
 pub mod adapters;
 pub mod app;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;

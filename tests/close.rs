@@ -587,6 +587,44 @@ async fn archive_without_snapshots(backend: Backend) {
     env.cleanup().await;
 }
 
+#[tokio::test]
+async fn a_panicking_archive_skips_its_stream_and_the_next_close_finishes() {
+    for backend in BACKENDS {
+        let mut env = Env::default();
+        let store = env.store(backend).await;
+        let app = counter_app(store.clone());
+        for stream in ["p-1", "p-2"] {
+            inc(&app, stream, 1).await.unwrap();
+        }
+        let targets = [CloseTarget::new("p-1"), CloseTarget::new("p-2")];
+        let report = app
+            .close_with(targets.to_vec(), |stream, _events| async move {
+                if stream == "p-1" {
+                    panic!("archive bucket gone");
+                }
+                Ok::<(), BoxError>(())
+            })
+            .await
+            .unwrap();
+        assert!(report.is_closed("p-2"), "{backend:?}: {report:?}");
+        let skip = report.skipped.iter().find(|s| s.stream == "p-1");
+        assert!(
+            matches!(skip.map(|s| &s.reason), Some(SkipReason::ArchiveFailed(m)) if m.contains("archive bucket gone")),
+            "{backend:?}: {report:?}"
+        );
+        // the panic touched nothing else: the app still writes, and a second close finishes
+        inc(&app, "p-3", 1).await.unwrap();
+        let archive = Archive::default();
+        let report = archive
+            .close(&app, &[CloseTarget::new("p-1")])
+            .await
+            .unwrap();
+        assert!(report.is_closed("p-1"), "{backend:?}: {report:?}");
+        assert_eq!(archive.archived().len(), 1, "{backend:?}");
+        env.cleanup().await;
+    }
+}
+
 // ---- a fault in each phase -------------------------------------------------------------
 
 async fn fault_then_finish(backend: Backend, fault: Fault, restart: bool) {

@@ -162,7 +162,7 @@ impl Act {
     /// `archive(stream, events)` runs once per stream, one stream at a time, after the
     /// guard (the events cannot change any more). `events` are every event before the
     /// tombstone, in order, snapshots left out (they are derived from the events). When
-    /// it fails, the stream is skipped with [`SkipReason::ArchiveFailed`] and stays
+    /// it fails or panics, the stream is skipped with [`SkipReason::ArchiveFailed`] and stays
     /// guarded: a later close runs the archive again, then finishes. The archive is *at
     /// least once*: a close that fails after archiving (the truncate failed) archives the
     /// stream again when it resumes, so make it idempotent (key it by stream and event id).
@@ -376,7 +376,13 @@ impl Act {
                 let events = self
                     .query_inner(&Query::stream(&c.stream).before(c.tombstone))
                     .await?;
-                match archive.archive(c.stream.clone(), events).await {
+                // A panic in the user's archive is that stream's failure, like an `Err`.
+                let run = crate::app::pipeline::guard::CatchUnwind(Box::pin(
+                    archive.archive(c.stream.clone(), events),
+                ))
+                .await
+                .unwrap_or_else(|panic| Err(format!("the archive panicked: {panic}").into()));
+                match run {
                     Ok(()) => archived.push(c),
                     Err(e) => {
                         tracing::warn!(stream = %c.stream, error = %e, "archive failed; the stream stays guarded");

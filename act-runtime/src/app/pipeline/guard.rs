@@ -61,7 +61,7 @@ impl std::fmt::Display for Failure {
 }
 
 /// Polls a boxed future, turning a panic into an `Err` with its payload.
-struct CatchUnwind<'a, T>(BoxFuture<'a, T>);
+pub(crate) struct CatchUnwind<'a, T>(pub(crate) BoxFuture<'a, T>);
 
 impl<T> Future for CatchUnwind<'_, T> {
     type Output = Result<T, String>;

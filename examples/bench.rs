@@ -14,7 +14,11 @@
 //!   each of N fresh streams, each a `_this_` reaction target marked at commit; then one
 //!   `settle_now` drains them all: the drain's cost per pending target), `fill` (N
 //!   actions, then the process's resident memory), `long-stream` (warm load and execute,
-//!   1,000 of each, on a 1,000-event stream and on a `LONG`-event one, default 200,000)
+//!   1,000 of each, on a 1,000-event stream and on a `LONG`-event one, default 200,000),
+//!   `query` (N events over S streams, then: the whole log, one event name, one stream,
+//!   one correlation id, and the latest 100 events backwards, each streamed to a counting
+//!   sink), `projection` (N events over S streams drained into a batch-mode projection
+//!   until it has caught up, then a rebuild of it from scratch)
 //!
 //! Env: `N` (default 20000), `S` (100), `C` (32), `RUNTIME` (`current`: one thread, like
 //! the original's event loop — the default; `multi`: tokio's multi-threaded scheduler).
@@ -23,7 +27,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use act::model::EventId;
 use act::prelude::*;
+use act::projections::{Batch, Model, Projection, RebuildOptions};
 use serde_json::{Value, json};
 
 #[state(name = "Counter", actions(Increment))]
@@ -125,6 +131,54 @@ async fn touch(_: &Committed<TicketEvent>, _: &Scope) -> Result<(), ReactionErro
     Ok(())
 }
 
+/// The `projection` workload's read model: the total per stream, with its checkpoint,
+/// applied in batches.
+#[derive(Clone, Default)]
+struct Totals(Arc<std::sync::Mutex<TotalsModel>>);
+
+#[derive(Default)]
+struct TotalsModel {
+    live: (Option<EventId>, std::collections::HashMap<String, i64>),
+    next: (Option<EventId>, std::collections::HashMap<String, i64>),
+}
+
+impl Projection for Totals {
+    type Event = CounterEvent;
+    const NAME: &'static str = "totals";
+    const BATCH: bool = true;
+
+    async fn apply(&self, batch: Batch<'_, CounterEvent>) -> Result<(), ReactionError> {
+        let mut model = self.0.lock().expect("totals");
+        let copy = match batch.model {
+            Model::Live => &mut model.live,
+            Model::Next => &mut model.next,
+        };
+        for e in batch.since(copy.0)? {
+            let CounterEvent::Incremented { amount } = e.data;
+            *copy.1.entry(e.stream.clone()).or_default() += amount;
+        }
+        copy.0 = batch.last_id().max(copy.0);
+        Ok(())
+    }
+
+    async fn clear_next(&self) -> Result<(), ReactionError> {
+        self.0.lock().expect("totals").next = Default::default();
+        Ok(())
+    }
+
+    async fn promote_next(&self) -> Result<(), ReactionError> {
+        let mut model = self.0.lock().expect("totals");
+        model.live = std::mem::take(&mut model.next);
+        Ok(())
+    }
+}
+
+impl Totals {
+    fn sum(&self) -> i64 {
+        self.0.lock().expect("totals").live.1.values().sum()
+    }
+}
+
 #[action(Counter)]
 pub struct Increment {
     pub by: i64,
@@ -168,14 +222,23 @@ fn report(store: &str, workload: &str, extra: Value) {
     println!("{line}");
 }
 
-async fn build(store: &str, workload: &str) -> Result<Act, Box<dyn std::error::Error>> {
-    let mut builder = act()
-        .with_state::<Counter>()
-        .with_state::<Audit>()
-        .with_reaction(audit);
-    // Only `drain-targets` registers its reaction, so the other workloads run as before.
-    if workload == "drain-targets" {
-        builder = builder.with_state::<Ticket>().with_reaction(touch);
+async fn build(
+    store: &str,
+    workload: &str,
+    totals: &Totals,
+) -> Result<Act, Box<dyn std::error::Error>> {
+    let mut builder = act().with_state::<Counter>().with_state::<Audit>();
+    match workload {
+        // Only `drain-targets` registers its reaction, and only `projection` its projection
+        // (without the audit reaction, so the drain feeds the projection alone).
+        "drain-targets" => {
+            builder = builder
+                .with_reaction(audit)
+                .with_state::<Ticket>()
+                .with_reaction(touch);
+        }
+        "projection" => builder = builder.with_projection(totals.clone()),
+        _ => builder = builder.with_reaction(audit),
     }
     match store {
         "memory" => Ok(builder.build()?),
@@ -250,7 +313,8 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
     let s = env("S", 100);
     let c = env("C", 32);
     let actor = Actor::new("1", "bench");
-    let app = build(store, workload).await?;
+    let totals = Totals::default();
+    let app = build(store, workload, &totals).await?;
 
     match workload {
         "commit" | "fill" => {
@@ -445,6 +509,88 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
                     "seconds": round3(secs),
                     "us_per_target": (secs * 1e6 / n as f64 * 10.0).round() / 10.0,
                     "targets_per_s": (n as f64 / secs).round(),
+                }),
+            );
+        }
+        "query" => {
+            for i in 0..n {
+                let target = Target::new(format!("c-{}", i % s), actor.clone());
+                app.execute(Increment { by: 1 }, target).await?;
+            }
+            let correlation = app
+                .query(&Query::stream("c-0").limit(1))
+                .await?
+                .first()
+                .map(|e| e.meta.correlation.clone())
+                .ok_or("no event on c-0")?;
+            let queries = [
+                ("all", Query::all(), n),
+                ("name", Query::all().names(["Incremented"]), n),
+                ("stream", Query::stream("c-1"), n / s),
+                ("correlation", Query::all().correlation(&correlation), 1),
+                ("latest_100", Query::all().backward().limit(100), 100.min(n)),
+            ];
+            let mut figures = serde_json::Map::new();
+            for (label, query, want) in queries {
+                let t0 = Instant::now();
+                let mut seen = 0usize;
+                let got = app.query_with(&query, |_| seen += 1).await?;
+                let secs = t0.elapsed().as_secs_f64();
+                if got != want || seen != want {
+                    return Err(format!("query {label}: {got} events, expected {want}").into());
+                }
+                figures.insert(format!("{label}_us"), json!((secs * 1e7).round() / 10.0));
+                figures.insert(format!("{label}_events"), json!(got));
+            }
+            figures.insert("n".into(), json!(n));
+            figures.insert("streams".into(), json!(s));
+            report(store, workload, Value::Object(figures));
+        }
+        "projection" => {
+            for i in 0..n {
+                let target = Target::new(format!("c-{}", i % s), actor.clone());
+                app.execute(Increment { by: 1 }, target).await?;
+            }
+            let options = SettleOptions {
+                debounce: std::time::Duration::ZERO,
+                correlate_limit: 1000,
+                max_passes: usize::MAX,
+                drain: DrainOptions {
+                    stream_limit: 100,
+                    event_limit: env("EVENT_LIMIT", 1000),
+                    lease: std::time::Duration::from_secs(60),
+                },
+            };
+            let t0 = Instant::now();
+            while totals.sum() < n as i64 {
+                let summary = app.settle_now(options).await?;
+                if summary.handled == 0 && totals.sum() < n as i64 {
+                    return Err(format!("projection stalled at {} of {n}", totals.sum()).into());
+                }
+            }
+            let drain_s = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let rebuilt = app.rebuild(Totals::NAME, RebuildOptions::default()).await?;
+            let rebuild_s = t1.elapsed().as_secs_f64();
+            if totals.sum() != n as i64 || rebuilt.filled + rebuilt.caught_up != n as u64 {
+                return Err(format!(
+                    "rebuild: total {} (filled {}, caught up {}) of {n}",
+                    totals.sum(),
+                    rebuilt.filled,
+                    rebuilt.caught_up
+                )
+                .into());
+            }
+            report(
+                store,
+                workload,
+                json!({
+                    "n": n,
+                    "streams": s,
+                    "drain_seconds": round3(drain_s),
+                    "drain_events_per_s": (n as f64 / drain_s).round(),
+                    "rebuild_seconds": round3(rebuild_s),
+                    "rebuild_events_per_s": (n as f64 / rebuild_s).round(),
                 }),
             );
         }

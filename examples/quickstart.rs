@@ -7,6 +7,7 @@
 //! Declares a state, its events and its actions with the act macros, executes a handful of
 //! actions (two of them rejected), then prints the committed events and the final state.
 
+use act::error::chain;
 use act::prelude::*;
 
 /// The state: a todo list.
@@ -138,7 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for text in ["milk", "bread"] {
         // The invariant (at most 10 todos) rejects adds once the list is full.
         if let Err(e) = app.execute(AddTodo { text: text.into() }, target()).await {
-            println!("rejected: {}", with_causes(&e));
+            println!("rejected: {}", chain(&e));
         }
     }
     let list = app.load::<TodoList>(stream).await?.state;
@@ -151,10 +152,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .execute_json("AddTodo", target(), serde_json::json!({ "text": 42 }))
         .await;
     if let Err(e) = bad {
-        println!("rejected: {}", with_causes(&e));
+        println!("rejected: {}", chain(&e));
     }
     if let Err(e) = app.execute(CompleteTodo { id: 99 }, target()).await {
-        println!("rejected: {}", with_causes(&e));
+        println!("rejected: {}", chain(&e));
     }
 
     println!("\nevents of {stream}:");
@@ -180,17 +181,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     app.shutdown().await?;
     Ok(())
-}
-
-/// An error with its chain of causes, `outer: inner: ...` (errors keep their causes in
-/// `source()` instead of repeating them in their message).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }

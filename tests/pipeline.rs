@@ -72,6 +72,7 @@ on_every_store!(
     a_source_pattern_the_store_refuses_blocks_that_target_only,
     a_handler_failing_twice_completes_with_only_the_worker_running,
     blocking_keeps_the_progress_made_before_the_failure,
+    a_blocked_reason_names_the_cause_of_a_store_failure_once,
     a_panicking_handler_is_a_failure_with_its_message,
     an_incoming_correlation_id_is_kept_through_reaction_hops,
 );
@@ -698,6 +699,50 @@ async fn blocking_keeps_the_progress_made_before_the_failure(kind: Kind) {
     assert_eq!(app.unblock(&[t.as_str()]).await.unwrap(), 1);
     app.settle_now(SettleOptions::default()).await.unwrap();
     assert_eq!(handled_on(&t), ids, "a handled once, then b and c");
+    app.shutdown().await.unwrap();
+}
+
+// ---- 5b. a blocked reason keeps the cause ------------------------------------------------
+
+/// Fails every event with a store error: fatal on a stream ending in `-fatal`, retryable
+/// (no retries, so it blocks at once) elsewhere.
+#[reaction(on = LedgerEvent::Recorded, to = _this_, retries = 0)]
+async fn store_down(e: &Committed<LedgerEvent>, _: &Scope) -> Result<(), ReactionError> {
+    let err = StoreError::backend("commit", "disk on fire");
+    Err(if e.stream.ends_with("-fatal") {
+        ReactionError::fatal(err)
+    } else {
+        ReactionError::retry(err)
+    })
+}
+
+async fn a_blocked_reason_names_the_cause_of_a_store_failure_once(kind: Kind) {
+    let retry = tag(kind, "store-down");
+    let fatal = format!("{retry}-fatal");
+    let (store, _) = store(kind, "store-down").await;
+    let app = act()
+        .with_store_arc(store)
+        .with_state::<Ledger>()
+        .with_reaction(store_down)
+        .build()
+        .unwrap();
+    for t in [&retry, &fatal] {
+        app.execute(Record { line: "a".into() }, Target::new(t, actor()))
+            .await
+            .unwrap();
+    }
+    app.settle_now(SettleOptions::default()).await.unwrap();
+    let b = blocked(&app).await;
+    assert_eq!(b.len(), 2, "{b:?}");
+    for row in &b {
+        let expected = if row.stream == fatal {
+            "non-retryable: store operation `commit` failed: disk on fire"
+        } else {
+            "store operation `commit` failed: disk on fire"
+        };
+        assert!(row.error.contains(expected), "{row:?}");
+        assert_eq!(row.error.matches("disk on fire").count(), 1, "{row:?}");
+    }
     app.shutdown().await.unwrap();
 }
 

@@ -164,7 +164,7 @@ pub(crate) fn generate(def: &ActionDef) -> TokenStream {
     let given = (!def.given.is_empty()).then(|| {
         let checks = def.given.iter().map(|Given { predicate, description }| {
             let call = quote_spanned! {predicate.span()=>
-                #private::holds::<#state, _, _>(&#predicate, state, actor)
+                #root::checks::holds::<#state, _, _>(&#predicate, state, actor)
             };
             quote! {
                 if !#call {
@@ -191,7 +191,7 @@ pub(crate) fn generate(def: &ActionDef) -> TokenStream {
         #item
 
         #[automatically_derived]
-        impl #private::ActionOf<#state> for #ident {}
+        impl #root::checks::ActionOf<#state> for #ident {}
 
         #[automatically_derived]
         impl #private::Action for #ident {
@@ -242,9 +242,10 @@ fn handle(
             )
         })
         .unzip();
+    let root = &def.root;
     let event_path = quote_spanned!(variant.span()=> #events::#variant);
     let checked = quote_spanned! {events.span()=>
-        #private::event_of::<#state, #events>
+        #root::checks::event_of::<#state, #events>
     };
     let message = format!(
         "action `{}` emits `{}`, a deprecated event version; emit the latest version",

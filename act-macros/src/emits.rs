@@ -381,7 +381,7 @@ pub(crate) fn generate(def: &EmitsDef) -> TokenStream {
             }
 
             #[automatically_derived]
-            impl #private::EventsOf<#state> for #ident {
+            impl #root::checks::EventsOf<#state> for #ident {
                 #[inline]
                 fn into_event(self) -> #private::EventOf<#state> {
                     self

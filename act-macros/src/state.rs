@@ -126,7 +126,7 @@ pub(crate) fn generate(def: &StateDef) -> TokenStream {
     });
     let actions = &def.actions;
     let asserts = actions.iter().map(
-        |action| quote_spanned!(action.span()=> #private::assert_action_of::<#ident, #action>();),
+        |action| quote_spanned!(action.span()=> #root::checks::assert_action_of::<#ident, #action>();),
     );
     let mut unique = Vec::new();
     for (i, a) in actions.iter().enumerate() {

@@ -1,7 +1,81 @@
 //! Typed errors, one enum per boundary: [`StoreError`] for the store port, [`ActError`] for
 //! the app. Each carries the data the caller needs.
+//!
+//! An error's message describes its own layer only; what caused it is its
+//! [`source()`](std::error::Error::source). [`Report`] and [`chain`] print the whole chain.
+
+use std::error::Error;
+use std::fmt;
 
 use crate::model::{BoxError, EventId, Version};
+
+/// An error and its causes on one line: each layer's message, outermost first, joined with
+/// `": "`. A cause whose message the layer above already ends with (as `": {cause}"`) is
+/// left out, as is an empty one: some errors outside this crate repeat their cause in their
+/// own message.
+///
+/// Use it where an error becomes text for a person or a log: a tracing field
+/// (`error = %Report::new(&e)`), a message, a stored reason. [`chain`] is the same as a
+/// `String`.
+///
+/// ```
+/// use act_runtime::error::{Report, StoreError};
+///
+/// let e = StoreError::backend("commit", "connection reset by peer");
+/// assert_eq!(e.to_string(), "store operation `commit` failed");
+/// assert_eq!(
+///     Report::new(&e).to_string(),
+///     "store operation `commit` failed: connection reset by peer"
+/// );
+/// ```
+#[derive(Clone, Copy)]
+pub struct Report<'a>(&'a (dyn Error + 'a));
+
+impl<'a> Report<'a> {
+    /// The report of `error` and its causes.
+    pub fn new(error: &'a (dyn Error + 'a)) -> Self {
+        Self(error)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut above = self.0.to_string();
+        f.write_str(&above)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            let repeated = above == text
+                || above
+                    .strip_suffix(text.as_str())
+                    .is_some_and(|head| head.ends_with(": "));
+            if !text.is_empty() && !repeated {
+                write!(f, ": {text}")?;
+            }
+            above = text;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// `error` and its causes as one line, `outer: inner: ...`: see [`Report`].
+///
+/// ```
+/// use act_runtime::error::{ActError, StoreError, chain};
+///
+/// let e = ActError::from(StoreError::backend("query", "disk full"));
+/// assert_eq!(chain(&e), "store operation `query` failed: disk full");
+/// ```
+pub fn chain(error: &dyn Error) -> String {
+    Report::new(error).to_string()
+}
 
 /// A commit lost the optimistic-concurrency race: the stream was not at the expected version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,7 +196,7 @@ pub enum StoreError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     /// The backend failed (connection lost, I/O, ...). Nothing was written.
-    #[error("store operation `{operation}` failed: {source}")]
+    #[error("store operation `{operation}` failed")]
     Backend {
         /// The port operation (`commit`, `query`, `claim`, ...).
         operation: &'static str,
@@ -311,6 +385,10 @@ mod tests {
         let json_text = json.to_string();
         let cases: Vec<(Box<dyn std::error::Error>, String)> = vec![
             (
+                Box::new(StoreError::backend("commit", SOURCE)),
+                SOURCE.to_owned(),
+            ),
+            (
                 Box::new(CacheError {
                     operation: "get",
                     source: SOURCE.into(),
@@ -341,6 +419,54 @@ mod tests {
             let chained = err.source().map(ToString::to_string);
             assert_eq!(chained.as_deref(), Some(source.as_str()), "{message}");
         }
+    }
+
+    #[test]
+    fn a_backend_error_shows_its_operation_and_its_cause_only_through_source() {
+        let e = StoreError::backend("commit", "connection reset by peer");
+        assert_eq!(e.to_string(), "store operation `commit` failed");
+        assert!(!e.to_string().contains("connection reset"), "{e}");
+        let text = chain(&e);
+        assert_eq!(
+            text,
+            "store operation `commit` failed: connection reset by peer"
+        );
+        assert_eq!(text.matches("connection reset by peer").count(), 1);
+        // through the app's error too (`Store` is transparent: no layer of its own)
+        let app = ActError::from(e);
+        assert_eq!(chain(&app), text);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] BoxError);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("repeats its cause: {0}")]
+    struct Repeats(#[source] BoxError);
+
+    #[test]
+    fn a_report_joins_every_layer_and_skips_a_cause_already_shown() {
+        let deep = Outer(Box::new(StoreError::backend("query", "disk full")));
+        assert_eq!(
+            chain(&deep),
+            "outer: store operation `query` failed: disk full"
+        );
+        assert_eq!(format!("{}", Report::new(&deep)), chain(&deep));
+        assert_eq!(format!("{:?}", Report::new(&deep)), chain(&deep));
+        let repeats = Repeats("disk full".into());
+        assert_eq!(chain(&repeats), "repeats its cause: disk full");
+        // a cause that only appears inside the message above is still shown
+        let rejected = ActError::Rejected {
+            action: "Close".into(),
+            stream: "s".into(),
+            source: "rejected".into(),
+        };
+        assert_eq!(
+            chain(&rejected),
+            "action `Close` on stream `s` was rejected: rejected"
+        );
+        assert_eq!(chain(&ActError::ShutDown), "the app is shut down");
     }
 
     /// The variants without a source of their own keep their whole message.

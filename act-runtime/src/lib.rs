@@ -43,7 +43,8 @@
 //!
 //! Layout: [`model`] (the traits the macros implement and the records), [`ports`] (the
 //! store and cache contracts), [`adapters`] (their implementations), [`app`] (execute,
-//! load, query, the registry and the JSON entry point).
+//! load, query, the registry and the JSON entry point), [`checks`] (the compile-time checks
+//! the macros' error messages come from).
 
 #![warn(missing_docs)]
 
@@ -52,6 +53,7 @@ extern crate self as act_runtime;
 
 pub mod adapters;
 pub mod app;
+pub mod checks;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "conformance")]
@@ -142,12 +144,6 @@ pub mod __private {
         false
     }
 
-    /// Evaluates an invariant predicate.
-    #[inline]
-    pub fn holds<S, M, P: Predicate<S, M>>(p: &P, state: &S, actor: &Actor) -> bool {
-        p.holds(state, actor)
-    }
-
     /// Serializes an event payload.
     #[inline]
     pub fn to_data<T: Serialize + ?Sized>(value: &T) -> Result<Data, serde_json::Error> {
@@ -164,41 +160,6 @@ pub mod __private {
     pub fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
         generator.root_schema_for::<T>()
     }
-
-    /// Checks that `E` is the event enum of `S`: implemented by `#[emits(S)]` for its enum
-    /// only (not as a blanket impl over `S::Event`, so that a wrong enum reports this
-    /// message rather than a type mismatch).
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` is not the event enum of `{S}`",
-        label = "an action of `{S}` can only emit `{S}`'s events",
-        note = "emit a variant of the enum marked `#[emits({S})]`"
-    )]
-    pub trait EventsOf<S: Emits> {
-        /// The identity: `Self` is `S::Event`.
-        fn into_event(self) -> EventOf<S>;
-    }
-
-    /// Asserts `E: EventsOf<S>` at compile time.
-    pub const fn assert_events_of<S: Emits, E: EventsOf<S>>() {}
-
-    /// `event` as an event of `S` (the handler `#[action(S, emit = E::Variant)]` generates
-    /// returns `EventOf<S>`; this keeps a wrong enum to the one `EventsOf` message).
-    #[inline]
-    pub fn event_of<S: Emits, E: EventsOf<S>>(event: E) -> EventOf<S> {
-        event.into_event()
-    }
-
-    /// Checks that an action belongs to state `S` (for `#[state(actions(...))]`):
-    /// implemented by `#[action(S)]` for its struct.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` is not an action of `{S}`",
-        label = "listed in the actions of `{S}`",
-        note = "declare it with `#[action({S})]`, or list it in its own state's `actions(...)`"
-    )]
-    pub trait ActionOf<S> {}
-
-    /// Asserts `A: ActionOf<S> + Handle` at compile time.
-    pub const fn assert_action_of<S, A: ActionOf<S> + Handle>() {}
 
     /// The registry entries of a state's actions: implemented by `#[state(actions(...))]`.
     pub use crate::app::registry::{ActionEntry, StateActions};

@@ -9,7 +9,7 @@ use super::lifecycle::Lifecycle;
 use super::pipeline::Scope;
 use super::telemetry;
 use super::{Act, store_err, validate_stream};
-use crate::error::{ActError, InvariantError, StreamClosedError, ValidationError};
+use crate::error::{ActError, InvariantError, Report, StreamClosedError, ValidationError};
 use crate::model::{
     ActionCause, Causation, Committed, Data, Emits, Event, EventCause, EventMeta, EventOf, Handle,
     MAX_EVENT_DEPTH, Message, SNAPSHOT_EVENT, Snapshot, State, Target,
@@ -73,7 +73,7 @@ impl<S: Emits> Executed<S> {
             Err(e) => {
                 tracing::warn!(
                     state = <S as State>::NAME,
-                    error = %e,
+                    error = %Report::new(&e),
                     "the state after a commit does not render as JSON"
                 );
                 (None, Some(e.to_string()))
@@ -363,7 +363,7 @@ impl Act {
                 if matches!(e, ActError::Concurrency(_)) {
                     telemetry::conflict(<A::State as State>::NAME);
                     if let Err(err) = self.inner.cache.invalidate(stream).await {
-                        tracing::error!(stream, error = %err, "cache invalidate failed after a conflict");
+                        tracing::error!(stream, error = %Report::new(&err), "cache invalidate failed after a conflict");
                     }
                 }
                 return Err(e);
@@ -402,7 +402,7 @@ impl Act {
             }
             self.cache_set(stream, &snap).await;
         } else if let Err(err) = self.inner.cache.invalidate(stream).await {
-            tracing::error!(stream, error = %err, "cache invalidate failed");
+            tracing::error!(stream, error = %Report::new(&err), "cache invalidate failed");
         }
 
         let (typed, stored) = events
@@ -462,7 +462,7 @@ impl Act {
                 tokio::spawn(async move {
                     let scope = Scope::new(app, &event, &event.stream);
                     if let Err(e) = r.handle(&event, &scope).await {
-                        tracing::warn!(reaction = r.name(), id = event.id, error = %e, "void reaction failed");
+                        tracing::warn!(reaction = r.name(), id = event.id, error = %Report::new(&e), "void reaction failed");
                     }
                 });
             }
@@ -478,7 +478,7 @@ impl Act {
         let data = match super::snapshots::encode(&snap.state) {
             Ok(d) => d,
             Err(e) => {
-                tracing::warn!(stream, error = %e, "snapshot not taken: state does not serialize");
+                tracing::warn!(stream, error = %Report::new(&e), "snapshot not taken: state does not serialize");
                 return;
             }
         };
@@ -506,7 +506,7 @@ impl Act {
                     snap.snaps += 1;
                 }
             }
-            Err(e) => tracing::warn!(stream, error = %e, "snapshot not taken"),
+            Err(e) => tracing::warn!(stream, error = %Report::new(&e), "snapshot not taken"),
         }
     }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::snapshots::{self, Stored};
 use super::{Act, validate_stream};
-use crate::error::ActError;
+use crate::error::{ActError, Report};
 use crate::model::{
     Committed, Emits, Event, EventId, SNAPSHOT_EVENT, Snapshot, State, TOMBSTONE_EVENT,
 };
@@ -252,11 +252,13 @@ impl Act {
                         query.after = Some(entry.event_id);
                     }
                     Err(e) => {
-                        tracing::warn!(stream, error = %e, "cached state unreadable; replaying")
+                        tracing::warn!(stream, error = %Report::new(&e), "cached state unreadable; replaying")
                     }
                 },
                 Ok(None) => {}
-                Err(e) => tracing::warn!(stream, error = %e, "cache get failed; replaying"),
+                Err(e) => {
+                    tracing::warn!(stream, error = %Report::new(&e), "cache get failed; replaying")
+                }
             }
         }
         let mut closed = false;
@@ -322,7 +324,7 @@ impl Act {
             snaps: snap.snaps,
         };
         if let Err(e) = self.inner.cache.set(stream, entry).await {
-            tracing::warn!(stream, error = %e, "cache set failed");
+            tracing::warn!(stream, error = %Report::new(&e), "cache set failed");
         }
     }
 }

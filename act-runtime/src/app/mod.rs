@@ -50,7 +50,7 @@ pub use schema_lock::{
     Breaking, Change, LockedEvent, SchemaLock, SchemaLockError, UPDATE_ENV, Verified,
 };
 
-use crate::error::{ActError, StoreError, ValidationError};
+use crate::error::{ActError, Report, StoreError, ValidationError};
 use crate::model::Committed;
 use crate::ports::{Cache, Query, Store};
 use crate::reactions::Reactions;
@@ -197,7 +197,7 @@ impl Act {
             finish.await;
         }
         if let Err(e) = self.inner.cache.dispose().await {
-            tracing::warn!(error = %e, "cache dispose failed");
+            tracing::warn!(error = %Report::new(&e), "cache dispose failed");
         }
         self.inner.store.dispose().await?;
         Ok(())

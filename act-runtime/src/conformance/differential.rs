@@ -157,7 +157,7 @@ where
             0,
             &Op::Final,
             Value::Null,
-            json!(e.to_string()),
+            json!(crate::error::chain(&e)),
             "seed failed",
         ));
     }
@@ -277,7 +277,7 @@ fn error_json(e: &StoreError) -> Value {
             "concurrency": { "stream": c.stream, "expected": c.expected, "actual": c.actual }
         }}),
         StoreError::Invalid(_) => json!({ "error": "invalid" }),
-        other => json!({ "error": other.to_string() }),
+        other => json!({ "error": crate::error::chain(other) }),
     }
 }
 

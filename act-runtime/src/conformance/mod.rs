@@ -50,13 +50,19 @@ pub(crate) struct Fail(pub(crate) String);
 
 impl From<StoreError> for Fail {
     fn from(e: StoreError) -> Self {
-        Self(format!("unexpected store error: {e}"))
+        Self(format!(
+            "unexpected store error: {}",
+            crate::error::Report::new(&e)
+        ))
     }
 }
 
 impl From<CacheError> for Fail {
     fn from(e: CacheError) -> Self {
-        Self(format!("unexpected cache error: {e}"))
+        Self(format!(
+            "unexpected cache error: {}",
+            crate::error::Report::new(&e)
+        ))
     }
 }
 

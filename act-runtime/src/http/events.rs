@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::{Edge, Problem};
 use crate::app::Act;
-use crate::error::{ActError, ValidationError};
+use crate::error::{ActError, Report, ValidationError};
 use crate::model::{Committed, EventId};
 use crate::ports::{Query, StreamMatch};
 
@@ -193,7 +193,7 @@ impl Feed {
 fn sse_event(e: &Committed) -> Event {
     let data = serde_json::to_string(e).unwrap_or_else(|err| {
         // a stored payload is JSON text and the rest are plain fields: not expected
-        tracing::error!(id = e.id, error = %err, "a committed event does not serialize");
+        tracing::error!(id = e.id, error = %Report::new(&err), "a committed event does not serialize");
         Problem::internal().to_json()
     });
     let event = Event::default().id(e.id.to_string()).data(data);

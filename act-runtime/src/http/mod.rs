@@ -141,6 +141,7 @@ use axum::routing::{get, post};
 use tokio::sync::watch;
 
 use crate::app::{Act, Lifecycle, ListenerId};
+use crate::error::Report;
 #[cfg(doc)]
 use crate::model::Actor;
 
@@ -298,7 +299,7 @@ async fn detached<T: Send + 'static>(
     match tokio::spawn(work.instrument(tracing::Span::current())).await {
         Ok(out) => out.map_err(Problem::from),
         Err(e) => {
-            tracing::error!(error = %e, "a request's task failed");
+            tracing::error!(error = %Report::new(&e), "a request's task failed");
             Err(Problem::internal())
         }
     }

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::{ActError, StoreError, ValidationError};
+use crate::error::{ActError, Report, StoreError, ValidationError};
 
 /// The media type of a problem body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -126,13 +126,11 @@ impl Problem {
                 .with("action", i.action.as_str())
                 .with("stream", i.stream.as_str())
                 .with("invariant", i.description.as_str()),
-            ActError::Rejected {
-                action,
-                stream,
-                source,
-            } => Self::new(S::CONFLICT, "rejected", format!("{e}: {source}"))
-                .with("action", action.as_str())
-                .with("stream", stream.as_str()),
+            ActError::Rejected { action, stream, .. } => {
+                Self::new(S::CONFLICT, "rejected", Report::new(e).to_string())
+                    .with("action", action.as_str())
+                    .with("stream", stream.as_str())
+            }
             ActError::Concurrency(c) | ActError::Store(StoreError::Concurrency(c)) => {
                 Self::new(S::CONFLICT, "concurrency", c.to_string())
                     .with("stream", c.stream.as_str())
@@ -148,7 +146,7 @@ impl Problem {
                 ActError::ShutDown.to_string(),
             ),
             ActError::Store(StoreError::Backend { operation, .. }) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(e), "store failed");
+                tracing::error!(error = %Report::new(e), "store failed");
                 Self::new(
                     S::SERVICE_UNAVAILABLE,
                     "store-unavailable",
@@ -156,7 +154,7 @@ impl Problem {
                 )
             }
             ActError::Corrupt { .. } | ActError::Store(StoreError::Corrupt { .. }) => {
-                tracing::error!(error = %e, "a stored event cannot be read back");
+                tracing::error!(error = %Report::new(e), "a stored event cannot be read back");
                 Self::new(
                     S::INTERNAL_SERVER_ERROR,
                     "corrupt",

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::StoreError;
+use crate::error::{Report, StoreError};
 use crate::model::{Committed, Data, EventId, EventMeta, Message, Version};
 
 /// How a filter matches stream names.
@@ -359,7 +359,7 @@ pub trait Store: Send + Sync + 'static {
             // The events are committed: a failed mark must not turn into a failed commit
             // (the caller would retry and commit twice).
             if let Err(e) = self.subscribe(&subs, None).await {
-                tracing::warn!(stream, error = %e, "events committed but their reaction marks were not");
+                tracing::warn!(stream, error = %Report::new(&e), "events committed but their reaction marks were not");
             }
         }
         Ok(committed)

@@ -45,7 +45,7 @@ impl<P: Projection> Typed<P> {
                     continue;
                 }
                 Ok(None) => "not one of its events".to_owned(),
-                Err(err) => err.to_string(),
+                Err(err) => crate::error::chain(&err),
             };
             let bad = Undecodable {
                 projection: P::NAME,

@@ -168,7 +168,7 @@ impl ReactionEntry {
         }
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.resolve)(event))) {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(ResolveFailure::Decode(e.to_string())),
+            Ok(Err(e)) => Err(ResolveFailure::Decode(crate::error::chain(&e))),
             Err(panic) => Err(ResolveFailure::Panicked(panic_message(panic.as_ref()))),
         }
     }

@@ -224,11 +224,14 @@ impl Default for ReactionOptions {
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReactionError {
-    /// Worth another attempt (a store hiccup, a lost race, a remote service down).
-    #[error("{0}")]
-    Retryable(#[source] BoxError),
-    /// Will fail the same way every time: blocks the stream at once.
-    #[error("non-retryable: {0}")]
+    /// Worth another attempt (a store hiccup, a lost race, a remote service down). Its
+    /// message and causes are the wrapped error's.
+    #[error(transparent)]
+    Retryable(BoxError),
+    /// Will fail the same way every time: blocks the stream at once. Its message is
+    /// `non-retryable`, its source the wrapped error (print both with
+    /// [`Report`](crate::error::Report)).
+    #[error("non-retryable")]
     NonRetryable(#[source] BoxError),
 }
 
@@ -306,4 +309,35 @@ pub trait Reaction: Send + Sync + 'static {
         event: &'a Committed<Self::Event>,
         scope: &'a Scope,
     ) -> BoxFuture<'a, Result<(), ReactionError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{StoreError, chain};
+    use std::error::Error as _;
+
+    #[test]
+    fn a_reaction_error_does_not_repeat_its_cause() {
+        let fatal = ReactionError::fatal(StoreError::backend("commit", "disk full"));
+        assert_eq!(fatal.to_string(), "non-retryable");
+        assert_eq!(
+            fatal.source().map(ToString::to_string).as_deref(),
+            Some("store operation `commit` failed")
+        );
+        assert_eq!(
+            chain(&fatal),
+            "non-retryable: store operation `commit` failed: disk full"
+        );
+
+        // retryable adds no layer: its message and causes are the wrapped error's
+        let retry = ReactionError::retry(StoreError::backend("commit", "disk full"));
+        assert_eq!(retry.to_string(), "store operation `commit` failed");
+        assert_eq!(
+            retry.source().map(ToString::to_string).as_deref(),
+            Some("disk full")
+        );
+        assert_eq!(chain(&retry), "store operation `commit` failed: disk full");
+        assert_eq!(chain(&ReactionError::retry("boom")), "boom");
+    }
 }

@@ -73,7 +73,9 @@ impl TestApp {
             .with_store(InMemoryStore::with_clock(clock.clone()))
             .with_clock(clock.clone())
             .build()
-            .unwrap_or_else(|e| panic!("the app does not build: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("the app does not build: {}", crate::error::Report::new(&e))
+            });
         Self { app, clock }
     }
 
@@ -118,7 +120,12 @@ impl TestApp {
             .store()
             .commit_marked(stream, &msgs, &meta, None, &marks)
             .await
-            .unwrap_or_else(|e| panic!("the given events on `{stream}` are refused: {e}"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the given events on `{stream}` are refused: {}",
+                    crate::error::Report::new(&e)
+                )
+            });
         let _ = self.app.cache().invalidate(stream).await;
         if !marks.is_empty() {
             self.app.wake_pipeline();
@@ -153,7 +160,7 @@ impl TestApp {
             .app
             .settle_now(options)
             .await
-            .unwrap_or_else(|e| panic!("the drain failed: {e}"));
+            .unwrap_or_else(|e| panic!("the drain failed: {}", crate::error::Report::new(&e)));
         let mut committed: Vec<Committed> = Vec::new();
         let query = match head {
             Some(id) => Query::all().after(id),
@@ -162,7 +169,12 @@ impl TestApp {
         self.app
             .query_with(&query, |e| committed.push(e.clone()))
             .await
-            .unwrap_or_else(|e| panic!("reading the drained commits failed: {e}"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "reading the drained commits failed: {}",
+                    crate::error::Report::new(&e)
+                )
+            });
         Drained::new(committed, summary)
     }
 
@@ -179,7 +191,12 @@ impl TestApp {
         self.app
             .query_with(&Query::all().backward().limit(1), |e| head = Some(e.id))
             .await
-            .unwrap_or_else(|e| panic!("reading the log's head failed: {e}"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "reading the log's head failed: {}",
+                    crate::error::Report::new(&e)
+                )
+            });
         head
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::app::{Blocked, DrainSummary, Executed, Retrying};
-use crate::error::ActError;
+use crate::error::{ActError, Report};
 use crate::model::{Committed, Emits, Event, Snapshot};
 
 /// An event that may be expected of state `S`: one of `S`'s events.
@@ -72,8 +72,9 @@ impl<S: Emits> When<S> {
                 compare("the action's events", expected, actual);
             }
             Err(e) => panic!(
-                "expected the action to commit {} event(s), but it failed: {e}",
-                expected.len()
+                "expected the action to commit {} event(s), but it failed: {}",
+                expected.len(),
+                Report::new(e)
             ),
         }
         self
@@ -96,7 +97,10 @@ impl<S: Emits> When<S> {
                     .join(", ")
             ),
             Err(e) if check(&e) => e,
-            Err(e) => panic!("the action failed with another error: {e} ({e:?})"),
+            Err(e) => panic!(
+                "the action failed with another error: {} ({e:?})",
+                Report::new(&e)
+            ),
         }
     }
 
@@ -108,7 +112,7 @@ impl<S: Emits> When<S> {
     pub fn state(&self) -> &Snapshot<S> {
         match &self.result {
             Ok(done) => &done.snapshot,
-            Err(e) => panic!("the action failed, there is no state: {e}"),
+            Err(e) => panic!("the action failed, there is no state: {}", Report::new(&e)),
         }
     }
 

@@ -27,6 +27,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use super::config::Tenant;
+use crate::error::Report;
 
 /// At most one doorbell per store in this window.
 pub(crate) const WINDOW: Duration = Duration::from_millis(5);
@@ -111,7 +112,7 @@ impl Doorbells {
                             .execute(&pool)
                             .await;
                         if let Err(e) = sent {
-                            tracing::debug!(channel, error = %e, "a doorbell was not sent; other processes poll");
+                            tracing::debug!(channel, error = %Report::new(&e), "a doorbell was not sent; other processes poll");
                         }
                     }
                 };
@@ -210,7 +211,7 @@ async fn listen(
         let mut listener = match connected {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(channel, error = %e, ?backoff, "the doorbell listener cannot connect; it retries (the worker polls meanwhile)");
+                tracing::warn!(channel, error = %Report::new(&e), ?backoff, "the doorbell listener cannot connect; it retries (the worker polls meanwhile)");
                 tokio::select! {
                     () = stop.cancelled() => break 'connect,
                     () = tokio::time::sleep(backoff) => {}
@@ -242,7 +243,7 @@ async fn listen(
                     let _ = tx.send(());
                 }
                 Err(e) => {
-                    tracing::warn!(channel, error = %e, ?backoff, "the doorbell listener lost its connection; it reconnects");
+                    tracing::warn!(channel, error = %Report::new(&e), ?backoff, "the doorbell listener lost its connection; it reconnects");
                     drop(listener);
                     tokio::select! {
                         () = stop.cancelled() => break 'connect,

@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 
 use super::PostgresStore;
 use super::codec::{self, Cond, backend, is_transient, no_nul};
-use crate::error::StoreError;
+use crate::error::{Report, StoreError};
 use crate::model::EventId;
 use crate::ports::{Lease, StreamFilter, StreamPosition, Subscribed, Subscription};
 
@@ -30,7 +30,7 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
-                tracing::debug!(operation, attempt, error = %e, "postgres store: retrying");
+                tracing::debug!(operation, attempt, error = %Report::new(&e), "postgres store: retrying");
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(2 * attempt as u64)).await;
             }

@@ -274,7 +274,8 @@ mod tests {
             .write("probe", |_| -> Result<(), StoreError> { panic!("boom") })
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("boom"), "{err}");
+        let text = crate::error::chain(&err);
+        assert!(text.contains("boom"), "{text}");
         let one = engine
             .write("probe", |c| {
                 c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))

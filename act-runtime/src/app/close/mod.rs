@@ -31,7 +31,7 @@ use std::future::Future;
 use super::pipeline::in_window;
 use super::snapshots;
 use super::{Act, Lifecycle, validate_stream};
-use crate::error::{ActError, StoreError};
+use crate::error::{ActError, Report, StoreError};
 use crate::model::{
     ActionCause, Actor, BoxError, Causation, Committed, Data, Emits, Event, EventId, EventMeta,
     MAX_EVENT_DEPTH, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version,
@@ -385,12 +385,12 @@ impl Act {
                 match run {
                     Ok(()) => archived.push(c),
                     Err(e) => {
-                        tracing::warn!(stream = %c.stream, error = %e, "archive failed; the stream stays guarded");
+                        tracing::warn!(stream = %c.stream, error = %Report::new(&*e), "archive failed; the stream stays guarded");
                         skip(
                             &mut skipped,
                             c.index,
                             &c.stream,
-                            SkipReason::ArchiveFailed(e.to_string()),
+                            SkipReason::ArchiveFailed(Report::new(&*e).to_string()),
                         );
                     }
                 }
@@ -426,14 +426,14 @@ impl Act {
                             snaps: 1,
                         };
                         if let Err(e) = self.inner.cache.set(&c.stream, entry).await {
-                            tracing::warn!(stream = %c.stream, error = %e, "cache warm after a restart failed");
+                            tracing::warn!(stream = %c.stream, error = %Report::new(&e), "cache warm after a restart failed");
                         }
                     }
                     _ => {
                         // A stale entry is still coherent (a load reads the seed after it),
                         // so a failure here is only logged.
                         if let Err(e) = self.inner.cache.invalidate(&c.stream).await {
-                            tracing::error!(stream = %c.stream, error = %e, "cache invalidate after a close failed");
+                            tracing::error!(stream = %c.stream, error = %Report::new(&e), "cache invalidate after a close failed");
                         }
                     }
                 }

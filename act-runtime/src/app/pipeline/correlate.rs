@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::POISON_PREFIX;
 use crate::app::{Act, validate_stream};
-use crate::error::{ActError, StoreError};
+use crate::error::{ActError, Report, StoreError};
 use crate::model::{Committed, EventId};
 use crate::ports::{Query, StreamMatch, Subscription};
 use crate::reactions::{ReactionEntry, Resolved};
@@ -153,7 +153,7 @@ impl Router {
             match store.subscribe(std::slice::from_ref(&sub), None).await {
                 Ok(r) => subscribed += r.subscribed,
                 Err(StoreError::Invalid(e)) => {
-                    tracing::warn!(target = %sub.stream, error = %e, "the store refused a resolved target; its events go to poison rows");
+                    tracing::warn!(target = %sub.stream, error = %Report::new(&e), "the store refused a resolved target; its events go to poison rows");
                     for (reaction, stream, id) in from {
                         let row = poison_row(reaction, &stream);
                         match poisoned.iter_mut().find(|p| p.stream == row) {

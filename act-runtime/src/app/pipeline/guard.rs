@@ -42,7 +42,7 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Failed(e) => write!(f, "{e}"),
+            Self::Failed(e) => write!(f, "{}", crate::error::Report::new(e)),
             Self::Panicked(msg) => write!(f, "panicked: {msg}"),
             Self::TimedOut {
                 after,
@@ -111,6 +111,17 @@ pub(crate) async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text a blocked stream records for a failed attempt keeps the whole chain.
+    #[test]
+    fn a_failure_shows_the_handler_error_with_its_causes() {
+        let store = crate::error::StoreError::backend("commit", "disk full");
+        let failure = Failure::Failed(ReactionError::fatal(store));
+        assert_eq!(
+            failure.to_string(),
+            "non-retryable: store operation `commit` failed: disk full"
+        );
+    }
 
     #[tokio::test]
     async fn a_panic_is_a_failure_with_its_message() {

@@ -13,7 +13,7 @@ use super::drain::{Blocked, DrainOptions, Retrying};
 use super::guard::{self, Failure};
 use super::{Scope, chrono_ms};
 use crate::app::{Act, Lifecycle, telemetry};
-use crate::error::StoreError;
+use crate::error::{Report, StoreError};
 use crate::model::{Committed, EventId};
 use crate::ports::{Lease, Query, Subscription};
 use crate::projections::{Model, ProjectionEntry, is_gap};
@@ -301,7 +301,7 @@ impl Run<'_> {
                 None => Decision::Ack(upto),
             },
             Err(Failure::Failed(e)) if is_gap(&e) => {
-                Decision::Rewind(format!("projection `{}`: {e}", p.name()))
+                Decision::Rewind(format!("projection `{}`: {}", p.name(), Report::new(&e)))
             }
             Err(failure) => {
                 let Some(event) = events.iter().find(|e| e.id > upto) else {
@@ -420,11 +420,11 @@ impl Run<'_> {
                 format!("{op} of the stream's events is refused by the store: {v}"),
             );
         }
-        tracing::warn!(stream = %self.lease().stream, error = %e, "drain {op} failed; the stream is retried");
+        tracing::warn!(stream = %self.lease().stream, error = %Report::new(&e), "drain {op} failed; the stream is retried");
         // not the handler's failure: the next claim must not count against its budget
         Decision::Retry(
             self.lease().at,
-            format!("{op} failed: {e}"),
+            format!("{op} failed: {}", Report::new(&e)),
             Duration::from_secs(1),
             (self.lease().retry - 1).max(-1),
         )
@@ -442,7 +442,7 @@ impl Run<'_> {
                 match store.reset(std::slice::from_ref(&lease.stream)).await {
                     Ok(_) => app.inner.pipeline.wake(),
                     Err(e) => {
-                        tracing::warn!(stream = %lease.stream, error = %e, "rewind failed; the lease expires by itself");
+                        tracing::warn!(stream = %lease.stream, error = %Report::new(&e), "rewind failed; the lease expires by itself");
                     }
                 }
                 End::Released
@@ -462,7 +462,7 @@ impl Run<'_> {
                         End::Released
                     }
                     Err(e) => {
-                        tracing::warn!(stream = %acked.stream, error = %e, "ack failed; the lease expires by itself");
+                        tracing::warn!(stream = %acked.stream, error = %Report::new(&e), "ack failed; the lease expires by itself");
                         End::Released
                     }
                 }
@@ -492,7 +492,7 @@ impl Run<'_> {
                     }
                     Ok(_) => End::Released,
                     Err(e) => {
-                        tracing::warn!(stream = %handed.stream, error = %e, "retry hand-back failed; the lease expires by itself");
+                        tracing::warn!(stream = %handed.stream, error = %Report::new(&e), "retry hand-back failed; the lease expires by itself");
                         End::Released
                     }
                 }
@@ -511,7 +511,7 @@ impl Run<'_> {
                     }
                     Ok(_) => End::Released,
                     Err(e) => {
-                        tracing::warn!(stream = %blocked.stream, error = %e, "block failed; the lease expires by itself");
+                        tracing::warn!(stream = %blocked.stream, error = %Report::new(&e), "block failed; the lease expires by itself");
                         End::Released
                     }
                 }

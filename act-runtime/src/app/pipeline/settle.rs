@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::drain::{DrainOptions, DrainSummary};
 use crate::app::{Act, Lifecycle};
-use crate::error::ActError;
+use crate::error::{ActError, Report};
 
 /// Resets the settling flag if the settle task ends without resetting it (a panic, an
 /// abort), so that a later [`Act::settle`] starts a new one.
@@ -90,7 +90,7 @@ impl Act {
                 match app.settle_now(options).await {
                     Ok(summary) => app.emit(&Lifecycle::Settled(&summary)),
                     Err(ActError::ShutDown) => {}
-                    Err(e) => tracing::error!(error = %e, "settle failed"),
+                    Err(e) => tracing::error!(error = %Report::new(&e), "settle failed"),
                 }
                 if app.check_live().is_err() {
                     return;

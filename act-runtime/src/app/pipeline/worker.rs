@@ -20,7 +20,7 @@ use tracing::Instrument as _;
 use super::drain::{DrainOptions, DrainSummary, Frontiers};
 use super::lease::Outcome;
 use crate::app::{Act, Lifecycle};
-use crate::error::ActError;
+use crate::error::{ActError, Report};
 
 /// How [`Act::start`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,7 @@ impl Act {
                 frontiers.count(&outcome);
                 since.add(outcome);
             }
-            Err(e) => tracing::error!(error = %e, "a lease task failed"),
+            Err(e) => tracing::error!(error = %Report::new(&e), "a lease task failed"),
         };
         while !stop.is_cancelled() {
             let step = self
@@ -200,7 +200,7 @@ impl Act {
                         .error_backoff
                         .saturating_mul(1 << errors.min(16).saturating_sub(1))
                         .min(options.max_error_backoff);
-                    tracing::warn!(error = %e, errors, ?pause, "the worker met a store error; it backs off");
+                    tracing::warn!(error = %Report::new(&e), errors, ?pause, "the worker met a store error; it backs off");
                     tokio::select! {
                         () = stop.cancelled() => break,
                         () = tokio::time::sleep(pause) => {}

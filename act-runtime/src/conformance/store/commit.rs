@@ -222,7 +222,10 @@ fn conflict_of(
 ) -> Result<crate::error::ConcurrencyError, Fail> {
     match r {
         Err(StoreError::Concurrency(c)) => Ok(c),
-        Err(e) => Err(Fail(format!("expected a concurrency error, got {e}"))),
+        Err(e) => Err(Fail(format!(
+            "expected a concurrency error, got {}",
+            crate::error::Report::new(&e)
+        ))),
         Ok(out) => Err(Fail(format!(
             "expected a concurrency error, committed {} events",
             out.len()

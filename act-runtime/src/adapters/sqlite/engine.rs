@@ -10,15 +10,20 @@
 //! A job runs to its end on its thread even when the caller stops waiting, so a transaction
 //! is always committed or rolled back there. A job that panics is answered with an error and
 //! the thread goes on with the next job.
+//!
+//! Between calls, the writer thread and the callers watch for a moment before they sleep
+//! (see `watch.rs`), so a sequence of calls hands over without a wake-up while that pays.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::watch::Watch;
 use crate::error::StoreError;
 use crate::model::Committed;
 
@@ -41,6 +46,9 @@ pub(crate) struct Engine {
     readers: Mutex<Option<mpsc::Sender<Job>>>,
     /// One receiver per thread, answered when the thread has closed its connection.
     exits: Mutex<Vec<oneshot::Receiver<()>>>,
+    /// How long callers of the writer, and of the readers, watch for their answer.
+    write_watch: Watch,
+    read_watch: Watch,
 }
 
 impl Engine {
@@ -79,6 +87,8 @@ impl Engine {
             writer: Mutex::new(Some(writer.lane)),
             readers: Mutex::new(reader_lane),
             exits: Mutex::new(exits),
+            write_watch: Watch::default(),
+            read_watch: Watch::default(),
         })
     }
 
@@ -89,7 +99,7 @@ impl Engine {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let lane = self.writer.lock().clone();
-        call(lane, operation, f).await
+        call(lane, &self.write_watch, operation, f).await
     }
 
     /// Runs `f` on a free reader connection (the writer's, in memory).
@@ -99,7 +109,7 @@ impl Engine {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let lane = self.read_lane();
-        call(lane, operation, f).await
+        call(lane, &self.read_watch, operation, f).await
     }
 
     /// Runs `f` on a reader, streaming the events it emits to `sink` on the caller's task
@@ -190,6 +200,7 @@ fn spawn(
                     return;
                 }
             };
+            let watch = Watch::default();
             loop {
                 let job = match &queue {
                     // A poisoned queue lock only means another reader panicked while
@@ -198,7 +209,7 @@ fn spawn(
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .recv(),
-                    None => own.recv(),
+                    None => next_job(&own, &watch),
                 };
                 let Ok(job) = job else { break };
                 // The job answers its caller; a panic drops the answer, which the caller
@@ -213,6 +224,29 @@ fn spawn(
     Ok(Spawned { lane: tx, opened })
 }
 
+/// The writer's next job: watched for while `watch` says it pays, then waited for.
+fn next_job(own: &mpsc::Receiver<Job>, watch: &Watch) -> Result<Job, mpsc::RecvError> {
+    if let Some(until) = watch.until() {
+        loop {
+            match own.try_recv() {
+                Ok(job) => {
+                    watch.hit();
+                    return Ok(job);
+                }
+                Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+                Err(mpsc::TryRecvError::Empty) if Instant::now() < until => {
+                    std::hint::spin_loop();
+                }
+                Err(mpsc::TryRecvError::Empty) => {
+                    watch.miss();
+                    break;
+                }
+            }
+        }
+    }
+    own.recv()
+}
+
 /// A started connection thread: its own job queue, and the outcome of opening its
 /// connection.
 struct Spawned {
@@ -223,6 +257,7 @@ struct Spawned {
 /// Sends `f` down `lane` and awaits its answer.
 async fn call<T: Send + 'static>(
     lane: Option<mpsc::Sender<Job>>,
+    watch: &Watch,
     operation: &'static str,
     f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -234,7 +269,37 @@ async fn call<T: Send + 'static>(
         let _ = tx.send(result);
     });
     lane.send(job).map_err(|_| StoreError::Disposed)?;
-    rx.await.map_err(|_| thread_lost(operation))?
+    answer(rx, watch)
+        .await
+        .map_err(|_| thread_lost(operation))?
+}
+
+/// Awaits a connection thread's answer: watched for between yields to the caller's other
+/// tasks while `watch` says it pays, then by registering to be woken. The caller's thread
+/// is never held: each look is one poll.
+async fn answer<T>(
+    mut rx: oneshot::Receiver<T>,
+    watch: &Watch,
+) -> Result<T, oneshot::error::RecvError> {
+    if let Some(until) = watch.until() {
+        loop {
+            match rx.try_recv() {
+                Ok(value) => {
+                    watch.hit();
+                    return Ok(value);
+                }
+                Err(oneshot::error::TryRecvError::Closed) => break,
+                Err(oneshot::error::TryRecvError::Empty) if Instant::now() < until => {
+                    tokio::task::yield_now().await;
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    watch.miss();
+                    break;
+                }
+            }
+        }
+    }
+    rx.await
 }
 
 fn panicked(operation: &'static str, panic: &Box<dyn std::any::Any + Send>) -> StoreError {

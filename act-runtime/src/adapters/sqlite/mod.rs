@@ -58,6 +58,7 @@ mod events;
 mod pattern;
 mod schema;
 mod subscriptions;
+mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -54,13 +54,15 @@ const TABLES: &[Table] = &[
         indexes: &[
             "CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (stream, version)",
             "CREATE INDEX IF NOT EXISTS events_name ON events (name)",
-            "CREATE INDEX IF NOT EXISTS events_created_id ON events (created, id)",
             "CREATE INDEX IF NOT EXISTS events_correlation \
              ON events (json_extract(meta, '$.correlation'))",
             "CREATE INDEX IF NOT EXISTS events_snapshots ON events (stream, id) \
              WHERE name = '__snapshot__'",
         ],
-        obsolete: &[],
+        // `(created, id)` cost every commit a page of the write-ahead log (about an eighth
+        // of its time) to speed up only queries by time; those scan in id order instead,
+        // as on PostgreSQL.
+        obsolete: &["events_created_id"],
     },
     Table {
         name: "streams",
@@ -117,7 +119,7 @@ const TABLES: &[Table] = &[
 ];
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// Creates the tables and indexes that are missing and adds missing columns, in one
 /// transaction on the writer connection, then records [`VERSION`]; a file already at this

@@ -297,6 +297,9 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
              VALUES ('Old', '{\"v\":1}', 'legacy', 0, 0)",
             "CREATE TABLE streams (stream TEXT PRIMARY KEY, source TEXT, at INTEGER DEFAULT -1)",
             "INSERT INTO streams (stream) VALUES ('old-target')",
+            // version 2's index on the time of commit, dropped by version 3
+            "CREATE INDEX events_created_id ON events (created, id)",
+            "PRAGMA user_version = 2",
         ] {
             conn.execute(sql, []).unwrap();
         }
@@ -305,6 +308,32 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
     let store = SqliteStore::open(&db.0).await.unwrap();
     store.seed().await.unwrap();
     store.seed().await.unwrap();
+    {
+        let conn = Connection::open(&db.0).unwrap();
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' \
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "events_correlation",
+                "events_name",
+                "events_snapshots",
+                "events_stream_version"
+            ]
+        );
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::VERSION);
+    }
     let old = read(&store, &Query::stream("legacy")).await;
     assert_eq!(old.len(), 1);
     assert_eq!(old[0].data.get(), r#"{"v":1}"#);

@@ -577,6 +577,7 @@ async fn a_closed_stream_refuses_actions() {
             stream: "c".into(),
             snapshot: None,
             meta,
+            expected_head: None,
         }])
         .await
         .unwrap();

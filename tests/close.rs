@@ -85,6 +85,9 @@ enum Fault {
     /// Correlation scans (queries of every stream by event name) see no events, for as
     /// long as it is armed.
     BlindCorrelation,
+    /// Just before the truncate, another process's close of the same streams finishes and
+    /// a writer commits on its seed.
+    RivalClose,
 }
 
 /// A store that injects one [`Fault`] when armed.
@@ -230,6 +233,22 @@ impl Store for Faulty {
     ) -> Result<std::collections::HashMap<String, Truncated>, StoreError> {
         if self.fire(Fault::Truncate) {
             return Err(injected("truncate"));
+        }
+        if self.fire(Fault::RivalClose) {
+            let rival: Vec<TruncateTarget> = targets
+                .iter()
+                .map(|t| TruncateTarget {
+                    expected_head: None,
+                    ..t.clone()
+                })
+                .collect();
+            self.inner.truncate(&rival).await?;
+            for t in targets {
+                let racer = std::slice::from_ref(&self.racer);
+                self.inner
+                    .commit(&t.stream, racer, &t.meta, Some(0))
+                    .await?;
+            }
         }
         self.inner.truncate(targets).await
     }
@@ -625,6 +644,45 @@ async fn a_panicking_archive_skips_its_stream_and_the_next_close_finishes() {
     }
 }
 
+#[tokio::test]
+async fn a_rival_close_that_finished_first_keeps_the_event_written_on_its_seed() {
+    for backend in BACKENDS {
+        let mut env = Env::default();
+        let inner = env.store(backend).await;
+        let faulty = Faulty::new(inner.clone());
+        let app = counter_app(faulty.clone());
+        inc(&app, "r", 1).await.unwrap();
+        inc(&app, "r", 1).await.unwrap();
+        faulty.arm(Fault::RivalClose);
+        let report = app
+            .close(vec![CloseTarget::restart::<Counter>("r")])
+            .await
+            .unwrap();
+        assert!(!faulty.is_armed(), "{backend:?}: the rival never ran");
+        assert!(report.closed.is_empty(), "{backend:?}: {report:?}");
+        assert!(
+            matches!(report.skipped.as_slice(), [s] if s.stream == "r" && s.reason == SkipReason::AlreadyClosed),
+            "{backend:?}: {report:?}"
+        );
+        let events = stored(inner.as_ref(), "r").await;
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.1.as_str(), e.2))
+                .collect::<Vec<_>>(),
+            [(SNAPSHOT_EVENT, 0), ("Incremented", 1)],
+            "{backend:?}"
+        );
+        let fresh = counter_app(inner.clone());
+        assert_eq!(
+            fresh.load::<Counter>("r").await.unwrap().state.count,
+            102,
+            "{backend:?}"
+        );
+        env.cleanup().await;
+    }
+}
+
 // ---- a fault in each phase -------------------------------------------------------------
 
 async fn fault_then_finish(backend: Backend, fault: Fault, restart: bool) {
@@ -670,7 +728,9 @@ async fn fault_then_finish(backend: Backend, fault: Fault, restart: bool) {
             );
             true
         }
-        Fault::Rows | Fault::RaceGuard | Fault::BlindCorrelation => unreachable!(),
+        Fault::Rows | Fault::RaceGuard | Fault::BlindCorrelation | Fault::RivalClose => {
+            unreachable!()
+        }
     };
     assert_eq!(app.is_closed("s").await.unwrap(), guarded, "{case}");
     if guarded {

@@ -342,6 +342,7 @@ async fn apply(s: &dyn Store, op: &Op) -> Observed {
                         .as_ref()
                         .map(|v| serde_json::value::to_raw_value(v).expect("JSON")),
                     meta: meta("truncate"),
+                    expected_head: None,
                 })
                 .collect();
             or_error(s.truncate(&targets).await, |out| {

@@ -285,6 +285,10 @@ pub struct TruncateTarget {
     pub snapshot: Option<Data>,
     /// The seed event's metadata.
     pub meta: EventMeta,
+    /// When set, the stream is truncated only while its last event still has this id (the
+    /// close cycle's guard): a stream whose head has moved since is left as it is, and left
+    /// out of the result, as a stream without events is.
+    pub expected_head: Option<EventId>,
 }
 
 /// What [`Store::truncate`] did to one stream.

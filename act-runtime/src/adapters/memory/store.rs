@@ -1129,6 +1129,20 @@ impl InMemoryStore {
                     _ => continue,
                 }
             };
+            if let Some(expected) = t.expected_head {
+                // The head is the seed of an earlier naming of the stream in this call, or
+                // its last stored event.
+                let head = match result.get(&t.stream) {
+                    Some(earlier) => earlier.committed.id,
+                    None => {
+                        let ix = &index[streams[&t.stream] as usize];
+                        ix.positions.last().map_or(-1, |&p| events[p].id)
+                    }
+                };
+                if head != expected {
+                    continue;
+                }
+            }
             let (name, data) = match &t.snapshot {
                 Some(snap) => (SNAPSHOT_EVENT, snap.clone()),
                 None => (TOMBSTONE_EVENT, tombstone.clone()),
@@ -2468,6 +2482,7 @@ mod tests {
             stream: stream.into(),
             snapshot: snapshot.map(|s| RawValue::from_string(s.into()).unwrap()),
             meta: meta("close"),
+            expected_head: None,
         }
     }
 

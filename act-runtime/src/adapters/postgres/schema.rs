@@ -415,6 +415,7 @@ pub(crate) struct Statements {
     pub(crate) drop_all: Arc<str>,
     pub(crate) stream_lock: Arc<str>,
     pub(crate) delete_stream: Arc<str>,
+    pub(crate) head_id: Arc<str>,
     pub(crate) insert_seed: Arc<str>,
     /// The quoted log table, for the queries built per call.
     pub(crate) events: String,
@@ -510,6 +511,7 @@ impl Statements {
                  FROM unnest($1::text[]) AS x"
             )),
             delete_stream: a(format!("DELETE FROM {events} WHERE stream = $1")),
+            head_id: a(format!("SELECT max(id) FROM {events} WHERE stream = $1")),
             insert_seed: a(format!(
                 "INSERT INTO {events} (stream, version, name, data, meta, created) \
                  VALUES ($1, 0, $2, $3::jsonb, $4::jsonb, now()) RETURNING id, created"

@@ -56,6 +56,17 @@ impl PostgresStore {
             if t.stream.contains('\0') {
                 continue;
             }
+            if let Some(expected) = t.expected_head {
+                // Under the stream's commit lock: the head cannot move before the delete.
+                let head: Option<i64> = sqlx::query_scalar(AssertSqlSafe(self.sql.head_id.clone()))
+                    .bind(&t.stream)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(&err)?;
+                if head != Some(expected) {
+                    continue;
+                }
+            }
             let deleted = sqlx::query(AssertSqlSafe(self.sql.delete_stream.clone()))
                 .bind(&t.stream)
                 .execute(&mut *tx)

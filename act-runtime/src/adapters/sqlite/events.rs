@@ -251,6 +251,18 @@ pub(crate) fn truncate(
     // One time for every seed of the call, as one PostgreSQL transaction's `now()`.
     let created = codec::now();
     for (t, meta_json) in targets.iter().zip(&seeds) {
+        if let Some(expected) = t.expected_head {
+            let head: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(id) FROM events WHERE stream = ?",
+                    [&t.stream],
+                    |r| r.get(0),
+                )
+                .map_err(&err)?;
+            if head != Some(expected) {
+                continue;
+            }
+        }
         let deleted = tx
             .execute("DELETE FROM events WHERE stream = ?", [&t.stream])
             .map_err(&err)?;

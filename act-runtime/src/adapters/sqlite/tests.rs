@@ -776,11 +776,13 @@ async fn truncate_reseeds_and_drop_all_restarts_ids() {
                 stream: "s".into(),
                 snapshot: Some(to_raw_value(&serde_json::json!({"n": 2})).unwrap()),
                 meta: meta("close"),
+                expected_head: None,
             },
             TruncateTarget {
                 stream: "unknown".into(),
                 snapshot: None,
                 meta: meta("close"),
+                expected_head: None,
             },
         ])
         .await

@@ -407,13 +407,16 @@ impl Act {
                     stream: c.stream.clone(),
                     snapshot: c.seed.as_ref().map(|s| s.data.clone()),
                     meta: self.close_meta(&c.stream, None),
+                    // Only while the guard is still the head: another process's close may
+                    // have truncated the stream, and a writer landed on its seed, since.
+                    expected_head: Some(c.tombstone),
                 })
                 .collect();
             let mut truncated = self.inner.store.truncate(&seeds).await?;
             for c in ready {
                 let Some(t) = truncated.remove(&c.stream) else {
-                    // Gone since the head lookup (another tool truncated it).
-                    skip(&mut skipped, c.index, &c.stream, SkipReason::NotFound);
+                    // Its head moved since the guard: another process (or tool) closed it.
+                    skip(&mut skipped, c.index, &c.stream, SkipReason::AlreadyClosed);
                     continue;
                 };
                 match &c.seed {

@@ -851,6 +851,7 @@ async fn tombstones_visible(s: Arc<dyn Store>) -> Outcome {
         stream: "s".into(),
         snapshot: None,
         meta: meta("close"),
+        expected_head: None,
     }])
     .await?;
     ensure_eq!(

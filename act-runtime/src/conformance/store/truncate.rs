@@ -23,6 +23,9 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "truncate: subscriptions are untouched" => subscriptions_untouched,
         "truncate: the stream stays writable from version 1" => writable_after,
         "truncate: the returned seed is the stored event" => seed_is_stored,
+        "truncate: an expected head that is the stream's last event truncates it" => expected_head_current,
+        "truncate: an expected head that moved leaves the stream as it is" => expected_head_moved,
+        "truncate: a stream named twice with its head expected is cut once" => expected_head_twice,
     ]
 }
 
@@ -31,6 +34,7 @@ fn target(stream: &str, snapshot: Option<Value>) -> TruncateTarget {
         stream: stream.into(),
         snapshot: snapshot.map(|v| serde_json::value::to_raw_value(&v).expect("JSON")),
         meta: meta("close"),
+        expected_head: None,
     }
 }
 
@@ -103,6 +107,7 @@ async fn seed_meta(s: Arc<dyn Store>) -> Outcome {
             stream: "s".into(),
             snapshot: None,
             meta: m.clone(),
+            expected_head: None,
         }])
         .await?;
     ensure_eq!(
@@ -245,6 +250,66 @@ async fn seed_is_stored(s: Arc<dyn Store>) -> Outcome {
         stored[0].data_as::<Value>()?,
         seed.data_as::<Value>()?,
         "data"
+    );
+    Ok(())
+}
+
+fn guarded(stream: &str, head: i64) -> TruncateTarget {
+    TruncateTarget {
+        expected_head: Some(head),
+        ..target(stream, None)
+    }
+}
+
+async fn expected_head_current(s: Arc<dyn Store>) -> Outcome {
+    let head = commit(&*s, "s", &["A", "B"]).await?[1].id;
+    let out = s.truncate(&[guarded("s", head)]).await?;
+    ensure_eq!(out.get("s").map(|t| t.deleted), Some(2), "deleted");
+    let stored = read(&*s, &Query::stream("s")).await?;
+    ensure_eq!(
+        stored.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        [TOMBSTONE_EVENT],
+        "stream after truncate"
+    );
+    Ok(())
+}
+
+async fn expected_head_moved(s: Arc<dyn Store>) -> Outcome {
+    let first = commit(&*s, "s", &["A"]).await?[0].id;
+    commit(&*s, "s", &["B"]).await?;
+    let out = s
+        .truncate(&[guarded("s", first), target("t-absent", None)])
+        .await?;
+    ensure!(
+        out.is_empty(),
+        "a moved head is left out of the result: {out:?}"
+    );
+    ensure_eq!(ids(&*s, &Query::stream("s")).await?.len(), 2, "events left");
+    // another process's close truncated it, then a writer landed on the seed
+    let seed = s.truncate(&[target("s", None)]).await?["s"].committed.id;
+    let out = s.truncate(&[guarded("s", first)]).await?;
+    ensure!(out.is_empty(), "the old head is gone: {out:?}");
+    let stored = read(&*s, &Query::stream("s")).await?;
+    ensure_eq!(
+        stored.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [seed],
+        "the other close's seed stays"
+    );
+    Ok(())
+}
+
+async fn expected_head_twice(s: Arc<dyn Store>) -> Outcome {
+    let head = commit(&*s, "s", &["A"]).await?[0].id;
+    let out = s
+        .truncate(&[guarded("s", head), guarded("s", head)])
+        .await?;
+    ensure_eq!(out.get("s").map(|t| t.deleted), Some(1), "deleted");
+    let stored = read(&*s, &Query::stream("s").with_snaps()).await?;
+    ensure_eq!(stored.len(), 1, "one seed");
+    ensure_eq!(
+        out.get("s").map(|t| t.committed.id),
+        Some(stored[0].id),
+        "the seed returned is the stored one"
     );
     Ok(())
 }

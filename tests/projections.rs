@@ -301,6 +301,52 @@ fn a_projection_target_is_its_own() {
     assert!(matches!(unknown, Err(BuildError::UnknownEvent { .. })));
 }
 
+fn to_tally(_: &Committed<CartEvent>) -> Option<Resolved> {
+    Some(Resolved::to("tally"))
+}
+
+#[act::reaction(on = CartEvent::CheckedOut, to = to_tally)]
+async fn steal_dynamically(_: &Committed<CartEvent>, _: &Scope) -> Result<(), ReactionError> {
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dynamic_resolver_that_names_a_projection_is_poison_and_the_projection_flows() {
+    let model = Mem::<true>::default();
+    let app = act()
+        .with_state::<Cart>()
+        .with_projection(model.clone())
+        .with_reaction(steal_dynamically)
+        .build()
+        .unwrap();
+    check_out(&app, 0..3).await;
+    settle(&app).await;
+    settle(&app).await;
+    let live = model.live();
+    assert_eq!(live.by_day, expected(0..3));
+    assert!(once_in_order(&live.ids) && live.ids.len() == 3, "{live:?}");
+    let blocked = app
+        .store()
+        .query_streams(&StreamFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.blocked)
+        .collect::<Vec<_>>();
+    assert!(!blocked.is_empty(), "the refused routes are held");
+    assert!(
+        blocked
+            .iter()
+            .all(|r| r.stream.contains("steal_dynamically")
+                && r.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("a projection's"))),
+        "{blocked:?}"
+    );
+    let status = app.projections().await.unwrap();
+    assert!(status.iter().all(|s| s.blocked.is_none()), "{status:?}");
+}
+
 // ---- rebuilds --------------------------------------------------------------------------
 
 #[tokio::test]

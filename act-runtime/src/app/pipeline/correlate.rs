@@ -12,7 +12,7 @@ use crate::app::{Act, validate_stream};
 use crate::error::{ActError, Report, StoreError};
 use crate::model::{Committed, EventId};
 use crate::ports::{Query, StreamMatch, Subscription};
-use crate::reactions::{ReactionEntry, Resolved};
+use crate::reactions::{ReactionEntry, Reactions, Resolved};
 
 /// What a [`Act::correlate`] pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,12 +35,19 @@ pub(crate) fn in_window(source: Option<&str>, is_pattern: bool, stream: &str) ->
     }
 }
 
-/// Refuses a resolution no store can keep: a target that is not a valid stream name, or
-/// a source pattern that does not compile.
-pub(crate) fn check_resolved(res: &Resolved) -> Result<(), String> {
+/// Refuses a resolution no store can keep: a target that is not a valid stream name, a
+/// source pattern that does not compile, or a projection's own row (its events would be
+/// fed to the projection, and the reaction would never run).
+pub(crate) fn check_resolved(res: &Resolved, reactions: &Reactions) -> Result<(), String> {
     if let Err(e) = validate_stream(&res.target) {
         return Err(format!(
             "resolved to target {:?}, which is refused: {e}",
+            res.target
+        ));
+    }
+    if reactions.projection(&res.target).is_some() {
+        return Err(format!(
+            "resolved to target {:?}, which is a projection's: rename the target or the projection",
             res.target
         ));
     }
@@ -81,10 +88,15 @@ pub(crate) struct Router {
 
 impl Router {
     /// Routes `event` through the dynamic `reaction`.
-    pub(crate) fn route(&mut self, reaction: &ReactionEntry, event: &Committed) {
+    pub(crate) fn route(
+        &mut self,
+        reactions: &Reactions,
+        reaction: &ReactionEntry,
+        event: &Committed,
+    ) {
         match reaction.try_resolve(event) {
             Ok(None) => {}
-            Ok(Some(res)) => match check_resolved(&res) {
+            Ok(Some(res)) => match check_resolved(&res, reactions) {
                 Ok(()) => self.add(reaction.name(), event, &res),
                 Err(e) => self.poison(reaction.name(), event, e),
             },
@@ -241,7 +253,7 @@ impl Act {
             scanned += 1;
             last_id = last_id.max(e.id);
             for r in reactions.on(&e.name).filter(|r| !r.resolver().is_static()) {
-                router.route(r, e);
+                router.route(reactions, r, e);
             }
         };
         match self.inner.store.query(&query, &mut scan).await {

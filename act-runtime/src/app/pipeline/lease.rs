@@ -332,7 +332,9 @@ impl Run<'_> {
                 match r.try_resolve(e) {
                     Ok(None) => {}
                     Ok(Some(res)) => {
-                        if let Err(why) = super::correlate::check_resolved(&res) {
+                        if let Err(why) =
+                            super::correlate::check_resolved(&res, &self.app.inner.reactions)
+                        {
                             return Decision::Block(
                                 at,
                                 format!("{} on event {} ({}): {why}", r.name(), e.id, e.name),

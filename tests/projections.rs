@@ -347,6 +347,86 @@ async fn a_dynamic_resolver_that_names_a_projection_is_poison_and_the_projection
     assert!(status.iter().all(|s| s.blocked.is_none()), "{status:?}");
 }
 
+act::event_set! {
+    /// A read model over two states' events.
+    #[derive(Debug, Clone)]
+    enum Activity {
+        Cart(CartEvent),
+        Counter(act_tests::counter::CounterEvent),
+    }
+}
+
+/// The model of [`Both`]: checkpoint, checkouts, the sum of increments, ids applied.
+type Activities = (Option<i64>, usize, i64, Vec<i64>);
+
+/// Counts checkouts and sums increments, in one model fed from both states.
+#[derive(Clone, Default)]
+struct Both(Arc<Mutex<Activities>>);
+
+impl Projection for Both {
+    type Event = Activity;
+    const NAME: &'static str = "activity";
+    const BATCH: bool = true;
+
+    async fn apply(&self, batch: Batch<'_, Activity>) -> Result<(), ReactionError> {
+        let mut m = self.0.lock().unwrap();
+        for e in batch.since(m.0)? {
+            match &e.data {
+                Activity::Cart(CartEvent::CheckedOut { .. }) => m.1 += 1,
+                Activity::Counter(act_tests::counter::CounterEvent::Incremented { amount }) => {
+                    m.2 += amount
+                }
+            }
+            m.3.push(e.id);
+        }
+        m.0 = batch.last_id().max(m.0);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_projection_reads_the_events_of_several_states() {
+    let both = Both::default();
+    let app = act()
+        .with_state::<Cart>()
+        .with_state::<act_tests::counter::Counter>()
+        .with_projection(both.clone())
+        .build()
+        .unwrap();
+    check_out(&app, 0..3).await;
+    for by in [2, 5] {
+        app.execute(
+            act_tests::counter::Increment { by },
+            Target::new("n-1", cashier()),
+        )
+        .await
+        .unwrap();
+    }
+    check_out(&app, 3..4).await;
+    settle(&app).await;
+    let m = both.0.lock().unwrap().clone();
+    assert_eq!((m.1, m.2), (4, 7));
+    assert!(once_in_order(&m.3) && m.3.len() == 6, "{:?}", m.3);
+    // the diagram and the status know it reads both states' events
+    let status = app.projections().await.unwrap();
+    assert!(
+        status
+            .iter()
+            .any(|s| s.name == "activity" && s.blocked.is_none())
+    );
+    let diagram = app.diagram();
+    assert!(diagram.contains("activity"), "{diagram}");
+    // a projection whose set holds an event no registered state emits is refused
+    let unknown = act()
+        .with_state::<Cart>()
+        .with_projection(Both::default())
+        .build();
+    assert!(
+        matches!(unknown, Err(BuildError::UnknownEvent { .. })),
+        "{unknown:?}"
+    );
+}
+
 // ---- rebuilds --------------------------------------------------------------------------
 
 #[tokio::test]

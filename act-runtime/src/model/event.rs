@@ -190,10 +190,13 @@ impl Committed<Data> {
         serde_json::from_str(self.data.get())
     }
 
-    /// The payload rebuilt as the typed event `E`; `Ok(None)` when the name is not one of
-    /// `E`'s events.
-    pub fn typed<E: Event>(&self) -> Result<Option<Committed<E>>, serde_json::Error> {
-        Ok(E::from_data(&self.name, &self.data)?.map(|data| Committed {
+    /// The payload rebuilt as the typed event `E` (an `#[emits]` enum, or any
+    /// [`EventSet`](crate::model::EventSet)); `Ok(None)` when the name is not one of `E`'s
+    /// events.
+    pub fn typed<E: crate::model::EventSet>(
+        &self,
+    ) -> Result<Option<Committed<E>>, serde_json::Error> {
+        Ok(E::decode(&self.name, &self.data)?.map(|data| Committed {
             id: self.id,
             name: self.name.clone(),
             data,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::projection::{Batch, Model, Projection, ProjectionGap};
-use crate::model::{Committed, Event, EventId};
+use crate::model::{Committed, EventId, EventSet};
 use crate::reactions::{BoxFuture, ReactionError, ReactionOptions};
 
 /// Events the projection's enum cannot decode.
@@ -135,7 +135,7 @@ impl ProjectionEntry {
     /// The entry of projection `P`.
     pub fn of<P: Projection>(projection: P) -> Self {
         let events = if P::EVENTS.is_empty() {
-            P::Event::NAMES.to_vec()
+            <P::Event as EventSet>::names()
         } else {
             P::EVENTS.to_vec()
         };

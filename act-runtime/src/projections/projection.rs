@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::model::{Committed, Event, EventId};
+use crate::model::{Committed, EventId, EventSet};
 use crate::reactions::{ReactionError, ReactionOptions};
 
 /// Which copy of a read model a batch is for.
@@ -43,7 +43,7 @@ impl From<ProjectionGap> for ReactionError {
 /// stays exact by keeping its checkpoint (the last id it applied) in the same transaction as
 /// its rows, and applying only [`Batch::since`] that checkpoint.
 #[derive(Debug)]
-pub struct Batch<'a, E: Event> {
+pub struct Batch<'a, E: EventSet> {
     /// Which copy of the model to write.
     pub model: Model,
     /// The id the batch starts after: every event of the projection up to it was delivered
@@ -53,7 +53,7 @@ pub struct Batch<'a, E: Event> {
     pub events: &'a [Committed<E>],
 }
 
-impl<'a, E: Event> Batch<'a, E> {
+impl<'a, E: EventSet> Batch<'a, E> {
     /// The events a model with `checkpoint` (the last id it applied; `None` for none) has
     /// not applied yet. A checkpoint behind [`Batch::after`] is a [`ProjectionGap`]: return
     /// it (`?` converts it) and the projection is fed again from the start.
@@ -152,8 +152,9 @@ impl<'a, E: Event> Batch<'a, E> {
 /// # }).unwrap();
 /// ```
 pub trait Projection: Send + Sync + 'static {
-    /// The event enum it reads.
-    type Event: Event;
+    /// The events it reads: an `#[emits]` enum, or the events of several states joined with
+    /// [`event_set!`](crate::event_set).
+    type Event: EventSet;
     /// Its name: the target its subscription row is kept under. No reaction may target it.
     const NAME: &'static str;
     /// The events of [`Projection::Event`] it reads; empty (the default) for all of them.

@@ -281,6 +281,29 @@ async fn build(
     }
 }
 
+/// `n` increments spread over `s` counters, one after the other.
+async fn increments(app: &Act, n: usize, s: usize, actor: &Actor) -> Result<(), ActError> {
+    for i in 0..n {
+        let target = Target::new(format!("c-{}", i % s), actor.clone());
+        app.execute(Increment { by: 1 }, target).await?;
+    }
+    Ok(())
+}
+
+/// A settle that runs until nothing is left, with no debounce and a long lease.
+fn settle_all(stream_limit: usize, event_limit: usize) -> SettleOptions {
+    SettleOptions {
+        debounce: std::time::Duration::ZERO,
+        correlate_limit: 1000,
+        max_passes: usize::MAX,
+        drain: DrainOptions {
+            stream_limit,
+            event_limit,
+            lease: std::time::Duration::from_secs(60),
+        },
+    }
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -319,10 +342,7 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
     match workload {
         "commit" | "fill" => {
             let t0 = Instant::now();
-            for i in 0..n {
-                let target = Target::new(format!("c-{}", i % s), actor.clone());
-                app.execute(Increment { by: 1 }, target).await?;
-            }
+            increments(&app, n, s, &actor).await?;
             let secs = t0.elapsed().as_secs_f64();
             report(
                 store,
@@ -441,10 +461,7 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
             report(store, workload, serde_json::Value::Object(figures));
         }
         "reactions" => {
-            for i in 0..n {
-                let target = Target::new(format!("c-{}", i % s), actor.clone());
-                app.execute(Increment { by: 1 }, target).await?;
-            }
+            increments(&app, n, s, &actor).await?;
             let stream_limit = env("STREAM_LIMIT", 100);
             let options = DrainOptions {
                 stream_limit,
@@ -478,16 +495,7 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
                 app.execute(Open { by: "bench".into() }, target).await?;
             }
             let stream_limit = env("STREAM_LIMIT", 100);
-            let options = SettleOptions {
-                debounce: std::time::Duration::ZERO,
-                correlate_limit: 1000,
-                max_passes: usize::MAX,
-                drain: DrainOptions {
-                    stream_limit,
-                    event_limit: 1000,
-                    lease: std::time::Duration::from_secs(60),
-                },
-            };
+            let options = settle_all(stream_limit, 1000);
             let t0 = Instant::now();
             let summary = app.settle_now(options).await?;
             let secs = t0.elapsed().as_secs_f64();
@@ -513,10 +521,7 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         "query" => {
-            for i in 0..n {
-                let target = Target::new(format!("c-{}", i % s), actor.clone());
-                app.execute(Increment { by: 1 }, target).await?;
-            }
+            increments(&app, n, s, &actor).await?;
             let correlation = app
                 .query(&Query::stream("c-0").limit(1))
                 .await?
@@ -547,20 +552,8 @@ async fn run(flavor: &'static str) -> Result<(), Box<dyn std::error::Error>> {
             report(store, workload, Value::Object(figures));
         }
         "projection" => {
-            for i in 0..n {
-                let target = Target::new(format!("c-{}", i % s), actor.clone());
-                app.execute(Increment { by: 1 }, target).await?;
-            }
-            let options = SettleOptions {
-                debounce: std::time::Duration::ZERO,
-                correlate_limit: 1000,
-                max_passes: usize::MAX,
-                drain: DrainOptions {
-                    stream_limit: 100,
-                    event_limit: env("EVENT_LIMIT", 1000),
-                    lease: std::time::Duration::from_secs(60),
-                },
-            };
+            increments(&app, n, s, &actor).await?;
+            let options = settle_all(100, env("EVENT_LIMIT", 1000));
             let t0 = Instant::now();
             while totals.sum() < n as i64 {
                 let summary = app.settle_now(options).await?;

@@ -310,18 +310,8 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
     store.seed().await.unwrap();
     {
         let conn = Connection::open(&db.0).unwrap();
-        let indexes: Vec<String> = conn
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' \
-                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
         assert_eq!(
-            indexes,
+            indexes_of(&conn, "events"),
             [
                 "events_correlation",
                 "events_name",
@@ -368,6 +358,19 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
         1
     );
     store.dispose().await.unwrap();
+}
+
+/// The names of `table`'s own indexes, sorted.
+fn indexes_of(conn: &Connection, table: &str) -> Vec<String> {
+    conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? \
+         AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .unwrap()
+    .query_map([table], |r| r.get(0))
+    .unwrap()
+    .collect::<rusqlite::Result<_>>()
+    .unwrap()
 }
 
 /// The query plan of `sql` (`EXPLAIN QUERY PLAN`), one detail per line.
@@ -420,18 +423,8 @@ async fn claims_walk_their_partial_indexes_in_order() {
     store.dispose().await.unwrap();
 
     let conn = Connection::open(&db.0).unwrap();
-    let indexes: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'streams' \
-             AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
     assert_eq!(
-        indexes,
+        indexes_of(&conn, "streams"),
         [
             "streams_at",
             "streams_lagging",

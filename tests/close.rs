@@ -88,6 +88,9 @@ enum Fault {
     /// Just before the truncate, another process's close of the same streams finishes and
     /// a writer commits on its seed.
     RivalClose,
+    /// Just before a writer's commit, another process retires the stream (guard, then a
+    /// tombstone seed at version 0).
+    RivalRetire,
 }
 
 /// A store that injects one [`Fault`] when armed.
@@ -132,6 +135,32 @@ fn injected(op: &'static str) -> StoreError {
     StoreError::backend(op, "injected fault")
 }
 
+impl Faulty {
+    /// Runs [`Fault::RivalRetire`] when it is armed and `msgs` are a writer's.
+    async fn rival_retire(
+        &self,
+        stream: &str,
+        msgs: &[Message],
+        meta: &EventMeta,
+    ) -> Result<(), StoreError> {
+        if msgs.iter().all(|m| m.name != TOMBSTONE_EVENT) && self.fire(Fault::RivalRetire) {
+            let tombstone = Message::new(
+                TOMBSTONE_EVENT,
+                serde_json::value::RawValue::from_string("{}".into()).expect("json"),
+            );
+            self.inner.commit(stream, &[tombstone], meta, None).await?;
+            let seed = TruncateTarget {
+                stream: stream.into(),
+                snapshot: None,
+                meta: meta.clone(),
+                expected_head: None,
+            };
+            self.inner.truncate(&[seed]).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Store for Faulty {
     async fn seed(&self) -> Result<(), StoreError> {
@@ -147,6 +176,7 @@ impl Store for Faulty {
         meta: &EventMeta,
         expected: Option<Version>,
     ) -> Result<Vec<Committed>, StoreError> {
+        self.rival_retire(stream, msgs, meta).await?;
         if msgs.first().is_some_and(|m| m.name == TOMBSTONE_EVENT) {
             if self.fire(Fault::Guard) {
                 return Err(injected("commit"));
@@ -166,6 +196,7 @@ impl Store for Faulty {
         expected: Option<Version>,
         marks: &[(usize, Subscription)],
     ) -> Result<Vec<Committed>, StoreError> {
+        self.rival_retire(stream, msgs, meta).await?;
         // marks are atomic with their events on every adapter: keep it so
         self.inner
             .commit_marked(stream, msgs, meta, expected, marks)
@@ -683,6 +714,36 @@ async fn a_rival_close_that_finished_first_keeps_the_event_written_on_its_seed()
     }
 }
 
+#[tokio::test]
+async fn a_writer_that_loaded_before_another_process_retired_the_stream_gets_stream_closed() {
+    for backend in BACKENDS {
+        let mut env = Env::default();
+        let inner = env.store(backend).await;
+        let faulty = Faulty::new(inner.clone());
+        let app = counter_app(faulty.clone());
+        // one event: the writer's expected version (0) is the seed's version after a retire
+        inc(&app, "w", 1).await.unwrap();
+        faulty.arm(Fault::RivalRetire);
+        let refused = inc(&app, "w", 1).await;
+        assert!(!faulty.is_armed(), "{backend:?}: the rival never ran");
+        assert!(
+            matches!(&refused, Err(ActError::StreamClosed(c)) if c.stream == "w"),
+            "{backend:?}: {refused:?}"
+        );
+        let events = stored(inner.as_ref(), "w").await;
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.1.as_str(), e.2))
+                .collect::<Vec<_>>(),
+            [(TOMBSTONE_EVENT, 0)],
+            "{backend:?}: the retired stream stays closed"
+        );
+        assert!(app.is_closed("w").await.unwrap(), "{backend:?}");
+        env.cleanup().await;
+    }
+}
+
 // ---- a fault in each phase -------------------------------------------------------------
 
 async fn fault_then_finish(backend: Backend, fault: Fault, restart: bool) {
@@ -728,7 +789,11 @@ async fn fault_then_finish(backend: Backend, fault: Fault, restart: bool) {
             );
             true
         }
-        Fault::Rows | Fault::RaceGuard | Fault::BlindCorrelation | Fault::RivalClose => {
+        Fault::Rows
+        | Fault::RaceGuard
+        | Fault::BlindCorrelation
+        | Fault::RivalClose
+        | Fault::RivalRetire => {
             unreachable!()
         }
     };

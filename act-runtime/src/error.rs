@@ -195,6 +195,10 @@ pub enum StoreError {
     /// match exactly, an unsafe identifier, ...). Nothing was written.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// A commit onto a stream whose head is a tombstone (a retired stream). Nothing was
+    /// written.
+    #[error(transparent)]
+    Closed(#[from] StreamClosedError),
     /// The backend failed (connection lost, I/O, ...). Nothing was written.
     #[error("store operation `{operation}` failed")]
     Backend {
@@ -367,6 +371,7 @@ impl From<StoreError> for ActError {
         match e {
             StoreError::Concurrency(c) => Self::Concurrency(c),
             StoreError::Invalid(v) => Self::Validation(v),
+            StoreError::Closed(c) => Self::StreamClosed(c),
             other => Self::Store(other),
         }
     }

@@ -137,8 +137,8 @@ impl Problem {
                     .with("expected", c.expected)
                     .with("actual", c.actual)
             }
-            ActError::StreamClosed(c) => {
-                Self::new(S::GONE, "stream-closed", e.to_string()).with("stream", c.stream.as_str())
+            ActError::StreamClosed(c) | ActError::Store(StoreError::Closed(c)) => {
+                Self::new(S::GONE, "stream-closed", c.to_string()).with("stream", c.stream.as_str())
             }
             ActError::ShutDown | ActError::Store(StoreError::Disposed) => Self::new(
                 S::SERVICE_UNAVAILABLE,

@@ -331,8 +331,10 @@ pub trait Store: Send + Sync + 'static {
     /// Appends `msgs` to `stream` in one atomic batch.
     ///
     /// With `expected_version = Some(v)` the stream must be at version `v` (`-1`: empty),
-    /// else [`StoreError::Concurrency`] and nothing is written. Ids are global and increase;
-    /// versions continue the stream's from 0. Every event gets `meta` and one `created` time.
+    /// else [`StoreError::Concurrency`] and nothing is written. Events onto a stream whose
+    /// head is a tombstone (a retired stream) are refused with [`StoreError::Closed`]. Ids
+    /// are global and increase; versions continue the stream's from 0. Every event gets
+    /// `meta` and one `created` time.
     async fn commit(
         &self,
         stream: &str,

@@ -34,7 +34,7 @@ use serde_json::value::RawValue;
 
 use super::pattern::{Matcher, MemoMatcher, Patterns, portable};
 use crate::adapters::text::{no_nul_json, no_nul_meta};
-use crate::error::{ConcurrencyError, StoreError, ValidationError};
+use crate::error::{ConcurrencyError, StoreError, StreamClosedError, ValidationError};
 use crate::model::{
     Committed, EventId, EventMeta, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version,
 };
@@ -780,6 +780,16 @@ impl InMemoryStore {
         }
         if msgs.is_empty() {
             return Ok(Vec::new());
+        }
+        // A retired stream's head is a tombstone: it takes no more events.
+        if let Some(slot) = slot
+            && let Some(&last) = index[slot as usize].positions.last()
+            && events[last].name == TOMBSTONE_EVENT
+        {
+            return Err(StreamClosedError {
+                stream: stream.to_owned(),
+            }
+            .into());
         }
 
         let slot = match slot {

@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 use super::PostgresStore;
 use super::codec::{self, Cond, backend, no_nul, no_nul_json, refused};
 use super::subscriptions::validate_subs;
-use crate::error::{ConcurrencyError, StoreError, ValidationError};
+use crate::error::{ConcurrencyError, StoreError, StreamClosedError, ValidationError};
 use crate::model::{Committed, EventMeta, Message, SNAPSHOT_EVENT, Version};
 use crate::ports::{Query, StreamMatch, Subscription};
 
@@ -106,6 +106,12 @@ impl PostgresStore {
             StoreError::backend("commit", "the commit function returned no rows".to_owned())
         })?;
         if first.try_get::<Option<i64>, _>(0).map_err(&err)?.is_none() {
+            if first.try_get::<Option<i32>, _>(1).map_err(&err)? == Some(-1) {
+                return Err(StreamClosedError {
+                    stream: stream.to_owned(),
+                }
+                .into());
+            }
             let head: i32 = first.try_get(3).map_err(&err)?;
             return Err(conflict(
                 stream,

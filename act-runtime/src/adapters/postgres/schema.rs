@@ -9,10 +9,10 @@ use sqlx::{AssertSqlSafe, Connection, PgPool, Row};
 use super::codec::{backend, sqlstate};
 use super::config::Tenant;
 use crate::error::StoreError;
-use crate::model::SNAPSHOT_EVENT;
+use crate::model::{SNAPSHOT_EVENT, TOMBSTONE_EVENT};
 
 /// The schema version this code writes (`<table>_meta.schema_version`).
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// How long the slow path waits for the seed lock or a table lock before failing.
 const LOCK_TIMEOUT: &str = "10s";
@@ -125,12 +125,20 @@ CREATE OR REPLACE FUNCTION {commit}(
   p_mark_priority int[])
 RETURNS TABLE (o_id bigint, o_version int, o_created timestamptz, o_head int)
 LANGUAGE plpgsql AS $fn$
-DECLARE v_head int; v_meta jsonb;
+DECLARE v_head int; v_name text; v_meta jsonb;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, {ns}));
-  SELECT coalesce(max(e.version), -1) INTO v_head FROM {events} e WHERE e.stream = p_stream;
+  SELECT e.version, e.name INTO v_head, v_name FROM {events} e
+   WHERE e.stream = p_stream ORDER BY e.version DESC LIMIT 1;
+  v_head := coalesce(v_head, -1);
   IF p_expected IS NOT NULL AND p_expected <> v_head THEN
     RETURN QUERY SELECT NULL::bigint, NULL::int, NULL::timestamptz, v_head;
+    RETURN;
+  END IF;
+  -- A retired stream's head is a tombstone: it takes no more events (a row with no id and
+  -- version -1 says so).
+  IF v_name = '{TOMBSTONE_EVENT}' THEN
+    RETURN QUERY SELECT NULL::bigint, -1, NULL::timestamptz, v_head;
     RETURN;
   END IF;
   v_meta := p_meta::jsonb;

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::codec::{self, backend, is_unique_violation, micros, micros_ceil, no_nul, no_nul_json};
 use super::pattern::{self, Cond};
-use crate::error::{ConcurrencyError, StoreError, ValidationError};
+use crate::error::{ConcurrencyError, StoreError, StreamClosedError, ValidationError};
 use crate::model::{Committed, EventMeta, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version};
 use crate::ports::{Query, StreamMatch, TruncateTarget, Truncated};
 
@@ -29,8 +29,9 @@ pub(crate) fn validate_commit(
     no_nul_json("commit", "/meta", meta_json)
 }
 
-/// The stream's current version (`-1` when empty).
-const VERSION_SQL: &str = "SELECT COALESCE(MAX(version), -1) FROM events WHERE stream = ?";
+/// The stream's head: its version and event name (no row when empty).
+const HEAD_SQL: &str =
+    "SELECT version, name FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1";
 /// One event.
 const INSERT_SQL: &str = "INSERT INTO events (name, data, stream, version, created, meta) \
      VALUES (?, ?, ?, ?, ?, ?)";
@@ -46,10 +47,14 @@ pub(crate) fn commit_in(
     expected: Option<Version>,
 ) -> Result<Vec<Committed>, StoreError> {
     let err = backend("commit");
-    let actual: Version = conn
-        .prepare_cached(VERSION_SQL)
-        .and_then(|mut s| s.query_row([stream], |r| r.get(0)))
+    let head: Option<(Version, String)> = conn
+        .prepare_cached(HEAD_SQL)
+        .and_then(|mut s| {
+            s.query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(&err)?;
+    let actual = head.as_ref().map_or(-1, |h| h.0);
     if let Some(expected) = expected
         && expected != actual
     {
@@ -57,6 +62,13 @@ pub(crate) fn commit_in(
             stream: stream.to_owned(),
             expected,
             actual,
+        }
+        .into());
+    }
+    // A retired stream's head is a tombstone: it takes no more events.
+    if !msgs.is_empty() && head.is_some_and(|h| h.1 == TOMBSTONE_EVENT) {
+        return Err(StreamClosedError {
+            stream: stream.to_owned(),
         }
         .into());
     }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{LONG, commit, ids, marked, meta, msgs, must_row, read, subscribe};
 use crate::conformance::{Check, Outcome, checks, ensure, ensure_eq};
+use crate::error::StoreError;
 use crate::model::{EventMeta, SNAPSHOT_EVENT, TOMBSTONE_EVENT};
 use crate::ports::{Query, Store, TruncateTarget};
 
@@ -26,6 +27,7 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "truncate: an expected head that is the stream's last event truncates it" => expected_head_current,
         "truncate: an expected head that moved leaves the stream as it is" => expected_head_moved,
         "truncate: a stream named twice with its head expected is cut once" => expected_head_twice,
+        "truncate: a retired stream (a tombstone at its head) refuses commits with Closed" => retired_refuses,
     ]
 }
 
@@ -311,5 +313,40 @@ async fn expected_head_twice(s: Arc<dyn Store>) -> Outcome {
         Some(stored[0].id),
         "the seed returned is the stored one"
     );
+    Ok(())
+}
+
+async fn retired_refuses(s: Arc<dyn Store>) -> Outcome {
+    // a tombstone at the head: committed as the close's guard, or seeded by a truncate
+    commit(&*s, "guarded", &["A", TOMBSTONE_EVENT]).await?;
+    commit(&*s, "retired", &["A"]).await?;
+    s.truncate(&[target("retired", None)]).await?;
+    for (stream, head) in [("guarded", 1), ("retired", 0)] {
+        for expected in [Some(head), None] {
+            let refused = s.commit(stream, &msgs(&["B"]), &meta("c"), expected).await;
+            ensure!(
+                matches!(&refused, Err(StoreError::Closed(c)) if c.stream == stream),
+                "commit onto `{stream}` at {expected:?}: {refused:?}"
+            );
+        }
+        // a stale version is still a conflict (the writer reloads and finds it closed)
+        let stale = s
+            .commit(stream, &msgs(&["B"]), &meta("c"), Some(head + 5))
+            .await;
+        ensure!(
+            matches!(stale, Err(StoreError::Concurrency(_))),
+            "stale commit onto `{stream}`: {stale:?}"
+        );
+        let names: Vec<String> = read(&*s, &Query::stream(stream).with_snaps())
+            .await?
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        ensure_eq!(
+            names.last().map(String::as_str),
+            Some(TOMBSTONE_EVENT),
+            "{stream}'s head"
+        );
+    }
     Ok(())
 }

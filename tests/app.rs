@@ -1,21 +1,19 @@
 //! The app end to end on the in-memory store: execute, load, query, snapshots, cache,
 //! time travel, the JSON entry point, lifecycle and errors.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use act_runtime::app::{Lifecycle, RaceBackoff};
 use act_runtime::async_trait;
-use act_runtime::model::{Committed, EventId, EventMeta, Message, Version};
-use act_runtime::ports::{
-    Lease, StreamFilter, StreamPosition, Subscribed, Subscription, TruncateTarget, Truncated,
-};
+use act_runtime::model::{EventMeta, Message};
+use act_runtime::ports::TruncateTarget;
 use act_runtime::prelude::*;
 use act_tests::actor;
 use act_tests::cart::{AddItem, Cart, CartEvent, CheckOut, RemoveItem};
 use act_tests::clash::Till;
 use act_tests::counter::{Counter, Increment};
+use act_tests::intercept::{Intercept, Intercepted};
 use serde_json::json;
 
 fn cart_app() -> Act {
@@ -161,28 +159,21 @@ async fn a_pinned_version_is_checked_and_never_retried() {
     assert_eq!(count(&app, Query::stream("c")).await, 2);
 }
 
-/// A store that lets another writer win the first `races` commits to each stream.
-struct RacyStore {
-    inner: InMemoryStore,
+/// Lets another writer win the first `races` commits to each stream; counts commits.
+struct Races {
     races: AtomicUsize,
     commits: AtomicUsize,
 }
 
 #[async_trait]
-impl Store for RacyStore {
-    async fn seed(&self) -> Result<(), StoreError> {
-        self.inner.seed().await
-    }
-    async fn drop_all(&self) -> Result<(), StoreError> {
-        self.inner.drop_all().await
-    }
+impl Intercept for Races {
     async fn commit(
         &self,
+        inner: &dyn Store,
         stream: &str,
         msgs: &[Message],
         meta: &EventMeta,
-        expected: Option<Version>,
-    ) -> Result<Vec<Committed>, StoreError> {
+    ) -> Result<(), StoreError> {
         self.commits.fetch_add(1, Ordering::SeqCst);
         if self
             .races
@@ -190,65 +181,26 @@ impl Store for RacyStore {
             .is_ok()
         {
             // another writer sneaks in first
-            self.inner.commit(stream, msgs, meta, None).await?;
+            inner.commit(stream, msgs, meta, None).await?;
         }
-        self.inner.commit(stream, msgs, meta, expected).await
-    }
-    async fn query(
-        &self,
-        q: &Query,
-        sink: &mut (dyn for<'e> FnMut(&'e Committed) + Send),
-    ) -> Result<usize, StoreError> {
-        self.inner.query(q, sink).await
-    }
-    async fn subscribe(
-        &self,
-        subs: &[Subscription],
-        checkpoint: Option<EventId>,
-    ) -> Result<Subscribed, StoreError> {
-        self.inner.subscribe(subs, checkpoint).await
-    }
-    async fn claim(
-        &self,
-        lagging: usize,
-        leading: usize,
-        by: &str,
-        lease: std::time::Duration,
-    ) -> Result<Vec<Lease>, StoreError> {
-        self.inner.claim(lagging, leading, by, lease).await
-    }
-    async fn ack(&self, leases: &[Lease]) -> Result<Vec<Lease>, StoreError> {
-        self.inner.ack(leases).await
-    }
-    async fn block(&self, leases: &[(Lease, String)]) -> Result<Vec<StreamPosition>, StoreError> {
-        self.inner.block(leases).await
-    }
-    async fn reset(&self, streams: &[String]) -> Result<usize, StoreError> {
-        self.inner.reset(streams).await
-    }
-    async fn unblock(&self, streams: &[String]) -> Result<usize, StoreError> {
-        self.inner.unblock(streams).await
-    }
-    async fn query_streams(&self, f: &StreamFilter) -> Result<Vec<StreamPosition>, StoreError> {
-        self.inner.query_streams(f).await
-    }
-    async fn truncate(
-        &self,
-        targets: &[TruncateTarget],
-    ) -> Result<HashMap<String, Truncated>, StoreError> {
-        self.inner.truncate(targets).await
-    }
-    async fn dispose(&self) -> Result<(), StoreError> {
-        self.inner.dispose().await
+        Ok(())
     }
 }
 
+type RacyStore = Intercepted<Races>;
+
+fn racy_store(races: usize) -> Arc<RacyStore> {
+    Intercepted::new(
+        Arc::new(InMemoryStore::new()),
+        Races {
+            races: AtomicUsize::new(races),
+            commits: AtomicUsize::new(0),
+        },
+    )
+}
+
 fn racy_app(races: usize) -> (Act, Arc<RacyStore>) {
-    let store = Arc::new(RacyStore {
-        inner: InMemoryStore::new(),
-        races: AtomicUsize::new(races),
-        commits: AtomicUsize::new(0),
-    });
+    let store = racy_store(races);
     let app = act()
         .with_state::<Counter>()
         .with_store_arc(store.clone())
@@ -270,11 +222,7 @@ async fn a_lost_race_is_retried_on_the_new_state() {
 
 #[tokio::test(start_paused = true)]
 async fn lost_races_are_retried_after_a_jittered_pause() {
-    let store = Arc::new(RacyStore {
-        inner: InMemoryStore::new(),
-        races: AtomicUsize::new(3),
-        commits: AtomicUsize::new(0),
-    });
+    let store = racy_store(3);
     let app = act()
         .with_state::<Counter>()
         .with_store_arc(store.clone())

@@ -14,12 +14,11 @@ use act_runtime::adapters::SqliteStore;
 use act_runtime::app::{CloseReport, CloseTarget, SkipReason};
 use act_runtime::async_trait;
 use act_runtime::model::{BoxError, EventId, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version};
-use act_runtime::ports::{
-    Lease, StreamPosition, Subscribed, Subscription, TruncateTarget, Truncated,
-};
+use act_runtime::ports::TruncateTarget;
 use act_runtime::prelude::*;
 use act_tests::cart::{AddItem, Cart, CheckOut, RemoveItem};
 use act_tests::counter::{Counter, CounterEvent, Increment};
+use act_tests::intercept::{Intercept, Intercepted};
 use act_tests::ledger::{Ledger, Record};
 use act_tests::{TempDb, actor};
 use proptest::prelude::*;
@@ -93,24 +92,28 @@ enum Fault {
     RivalRetire,
 }
 
-/// A store that injects one [`Fault`] when armed.
-struct Faulty {
-    inner: Arc<dyn Store>,
+/// The hooks that inject one [`Fault`] when armed.
+struct Faults {
     armed: Mutex<Option<Fault>>,
-    /// The event the racing writer of [`Fault::RaceGuard`] commits.
+    /// The event the racing writers of [`Fault::RaceGuard`] and [`Fault::RivalClose`] commit.
     racer: Message,
 }
 
-impl Faulty {
-    fn new(inner: Arc<dyn Store>) -> Arc<Self> {
-        let racer = CounterEvent::Incremented { amount: 100 };
-        Arc::new(Self {
-            inner,
+/// A store that injects one [`Fault`] when armed.
+type Faulty = Intercepted<Faults>;
+
+fn faulty(inner: Arc<dyn Store>) -> Arc<Faulty> {
+    let racer = CounterEvent::Incremented { amount: 100 };
+    Intercepted::new(
+        inner,
+        Faults {
             armed: Mutex::new(None),
             racer: Message::new(racer.name(), racer.to_data().expect("data")),
-        })
-    }
+        },
+    )
+}
 
+impl Faults {
     fn arm(&self, fault: Fault) {
         *self.armed.lock().unwrap() = Some(fault);
     }
@@ -135,133 +138,69 @@ fn injected(op: &'static str) -> StoreError {
     StoreError::backend(op, "injected fault")
 }
 
-impl Faulty {
-    /// Runs [`Fault::RivalRetire`] when it is armed and `msgs` are a writer's.
-    async fn rival_retire(
+#[async_trait]
+impl Intercept for Faults {
+    async fn commit(
         &self,
+        inner: &dyn Store,
         stream: &str,
         msgs: &[Message],
         meta: &EventMeta,
     ) -> Result<(), StoreError> {
-        if msgs.iter().all(|m| m.name != TOMBSTONE_EVENT) && self.fire(Fault::RivalRetire) {
+        let guard = msgs.first().is_some_and(|m| m.name == TOMBSTONE_EVENT);
+        if guard && self.fire(Fault::Guard) {
+            return Err(injected("commit"));
+        }
+        if guard && self.fire(Fault::RaceGuard) {
+            inner
+                .commit(stream, std::slice::from_ref(&self.racer), meta, None)
+                .await?;
+        }
+        if !guard && self.fire(Fault::RivalRetire) {
             let tombstone = Message::new(
                 TOMBSTONE_EVENT,
                 serde_json::value::RawValue::from_string("{}".into()).expect("json"),
             );
-            self.inner.commit(stream, &[tombstone], meta, None).await?;
+            inner.commit(stream, &[tombstone], meta, None).await?;
             let seed = TruncateTarget {
                 stream: stream.into(),
                 snapshot: None,
                 meta: meta.clone(),
                 expected_head: None,
             };
-            self.inner.truncate(&[seed]).await?;
+            inner.truncate(&[seed]).await?;
         }
         Ok(())
     }
-}
 
-#[async_trait]
-impl Store for Faulty {
-    async fn seed(&self) -> Result<(), StoreError> {
-        self.inner.seed().await
-    }
-    async fn drop_all(&self) -> Result<(), StoreError> {
-        self.inner.drop_all().await
-    }
-    async fn commit(
-        &self,
-        stream: &str,
-        msgs: &[Message],
-        meta: &EventMeta,
-        expected: Option<Version>,
-    ) -> Result<Vec<Committed>, StoreError> {
-        self.rival_retire(stream, msgs, meta).await?;
-        if msgs.first().is_some_and(|m| m.name == TOMBSTONE_EVENT) {
-            if self.fire(Fault::Guard) {
-                return Err(injected("commit"));
-            }
-            if self.fire(Fault::RaceGuard) {
-                let racer = std::slice::from_ref(&self.racer);
-                self.inner.commit(stream, racer, meta, None).await?;
-            }
-        }
-        self.inner.commit(stream, msgs, meta, expected).await
-    }
-    async fn commit_marked(
-        &self,
-        stream: &str,
-        msgs: &[Message],
-        meta: &EventMeta,
-        expected: Option<Version>,
-        marks: &[(usize, Subscription)],
-    ) -> Result<Vec<Committed>, StoreError> {
-        self.rival_retire(stream, msgs, meta).await?;
-        // marks are atomic with their events on every adapter: keep it so
-        self.inner
-            .commit_marked(stream, msgs, meta, expected, marks)
-            .await
-    }
-    async fn query(
-        &self,
-        q: &Query,
-        sink: &mut (dyn for<'e> FnMut(&'e Committed) + Send),
-    ) -> Result<usize, StoreError> {
+    fn query(&self, q: &Query) -> Option<Result<usize, StoreError>> {
         if q.backward && q.with_snaps && q.limit == Some(1) && self.fire(Fault::HeadLookup) {
-            return Err(injected("query"));
+            return Some(Err(injected("query")));
         }
         if !q.backward && q.skip_meta && self.fire(Fault::FinalState) {
-            return Err(injected("query"));
+            return Some(Err(injected("query")));
         }
         if q.stream.is_none()
             && q.names.is_some()
             && *self.armed.lock().unwrap() == Some(Fault::BlindCorrelation)
         {
-            return Ok(0);
+            return Some(Ok(0));
         }
-        self.inner.query(q, sink).await
+        None
     }
-    async fn subscribe(
-        &self,
-        subs: &[Subscription],
-        checkpoint: Option<EventId>,
-    ) -> Result<Subscribed, StoreError> {
-        self.inner.subscribe(subs, checkpoint).await
-    }
-    async fn claim(
-        &self,
-        lagging: usize,
-        leading: usize,
-        by: &str,
-        lease: std::time::Duration,
-    ) -> Result<Vec<Lease>, StoreError> {
-        self.inner.claim(lagging, leading, by, lease).await
-    }
-    async fn ack(&self, leases: &[Lease]) -> Result<Vec<Lease>, StoreError> {
-        self.inner.ack(leases).await
-    }
-    async fn block(&self, leases: &[(Lease, String)]) -> Result<Vec<StreamPosition>, StoreError> {
-        self.inner.block(leases).await
-    }
-    async fn reset(&self, streams: &[String]) -> Result<usize, StoreError> {
-        self.inner.reset(streams).await
-    }
-    async fn unblock(&self, streams: &[String]) -> Result<usize, StoreError> {
-        self.inner.unblock(streams).await
-    }
-    async fn query_streams(
-        &self,
-        filter: &StreamFilter,
-    ) -> Result<Vec<StreamPosition>, StoreError> {
+
+    fn query_streams(&self) -> Result<(), StoreError> {
         if self.fire(Fault::Rows) {
             return Err(injected("query_streams"));
         }
-        self.inner.query_streams(filter).await
+        Ok(())
     }
+
     async fn truncate(
         &self,
+        inner: &dyn Store,
         targets: &[TruncateTarget],
-    ) -> Result<std::collections::HashMap<String, Truncated>, StoreError> {
+    ) -> Result<(), StoreError> {
         if self.fire(Fault::Truncate) {
             return Err(injected("truncate"));
         }
@@ -273,18 +212,13 @@ impl Store for Faulty {
                     ..t.clone()
                 })
                 .collect();
-            self.inner.truncate(&rival).await?;
+            inner.truncate(&rival).await?;
             for t in targets {
                 let racer = std::slice::from_ref(&self.racer);
-                self.inner
-                    .commit(&t.stream, racer, &t.meta, Some(0))
-                    .await?;
+                inner.commit(&t.stream, racer, &t.meta, Some(0)).await?;
             }
         }
-        self.inner.truncate(targets).await
-    }
-    async fn dispose(&self) -> Result<(), StoreError> {
-        self.inner.dispose().await
+        Ok(())
     }
 }
 
@@ -680,7 +614,7 @@ async fn a_rival_close_that_finished_first_keeps_the_event_written_on_its_seed()
     for backend in BACKENDS {
         let mut env = Env::default();
         let inner = env.store(backend).await;
-        let faulty = Faulty::new(inner.clone());
+        let faulty = faulty(inner.clone());
         let app = counter_app(faulty.clone());
         inc(&app, "r", 1).await.unwrap();
         inc(&app, "r", 1).await.unwrap();
@@ -719,7 +653,7 @@ async fn a_writer_that_loaded_before_another_process_retired_the_stream_gets_str
     for backend in BACKENDS {
         let mut env = Env::default();
         let inner = env.store(backend).await;
-        let faulty = Faulty::new(inner.clone());
+        let faulty = faulty(inner.clone());
         let app = counter_app(faulty.clone());
         // one event: the writer's expected version (0) is the seed's version after a retire
         inc(&app, "w", 1).await.unwrap();
@@ -748,7 +682,7 @@ async fn a_writer_that_loaded_before_another_process_retired_the_stream_gets_str
 
 async fn fault_then_finish(backend: Backend, fault: Fault, restart: bool) {
     let mut env = Env::default();
-    let faulty = Faulty::new(env.store(backend).await);
+    let faulty = faulty(env.store(backend).await);
     let app = counter_app(faulty.clone());
     for by in [1, 2, 3] {
         inc(&app, "s", by).await.unwrap();
@@ -896,7 +830,7 @@ async fn a_fault_in_each_phase_leaves_a_stream_the_next_close_finishes_on_postgr
 
 async fn a_writer_racing_the_guard(backend: Backend) {
     let mut env = Env::default();
-    let faulty = Faulty::new(env.store(backend).await);
+    let faulty = faulty(env.store(backend).await);
     let app = counter_app(faulty.clone());
     inc(&app, "s", 1).await.unwrap();
     faulty.arm(Fault::RaceGuard);
@@ -1046,7 +980,7 @@ async fn audit(e: &Committed<CounterEvent>, app: &Scope) -> Result<(), ReactionE
 
 async fn pending_reactions(backend: Backend) {
     let mut env = Env::default();
-    let faulty = Faulty::new(env.store(backend).await);
+    let faulty = faulty(env.store(backend).await);
     let app = act()
         .with_state::<Counter>()
         .with_state::<Ledger>()
@@ -1113,7 +1047,7 @@ async fn pending_reactions_skip_a_stream_until_drained_on_postgres() {
 /// their dynamic reactions unknown: the stream is skipped until it can.
 #[tokio::test]
 async fn a_stream_past_the_correlation_checkpoint_is_skipped() {
-    let faulty = Faulty::new(Arc::new(InMemoryStore::new()));
+    let faulty = faulty(Arc::new(InMemoryStore::new()));
     let app = act()
         .with_state::<Counter>()
         .with_state::<Ledger>()
@@ -1142,7 +1076,7 @@ async fn a_stream_past_the_correlation_checkpoint_is_skipped() {
 
 #[tokio::test]
 async fn an_app_without_reactions_never_reads_the_subscriptions() {
-    let faulty = Faulty::new(Arc::new(InMemoryStore::new()));
+    let faulty = faulty(Arc::new(InMemoryStore::new()));
     let app = counter_app(faulty.clone());
     inc(&app, "c", 1).await.unwrap();
     faulty.arm(Fault::Rows);

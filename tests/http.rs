@@ -242,6 +242,23 @@ impl Sse {
     }
 }
 
+/// The feed delivered every stored event once, in id order.
+async fn assert_is_the_log(got: &[Value], app: &Act) {
+    let got = ids(got);
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "not in id order: {got:?}"
+    );
+    let stored: Vec<i64> = app
+        .query(&Query::all())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(got, stored);
+}
+
 fn ids(events: &[Value]) -> Vec<i64> {
     events.iter().map(|e| e["id"].as_i64().unwrap()).collect()
 }
@@ -624,19 +641,7 @@ async fn concurrent_commits_across_the_handoff_arrive_once_each_in_id_order() {
     for w in writers {
         w.await.unwrap();
     }
-    let got = ids(&got);
-    assert!(
-        got.windows(2).all(|w| w[0] < w[1]),
-        "not in id order: {got:?}"
-    );
-    let stored: Vec<i64> = app
-        .query(&Query::all())
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
-    assert_eq!(got, stored);
+    assert_is_the_log(&got, &app).await;
     // nothing more than the 130
     let next = c.add("cart-x", "last").await["events"][0]["id"]
         .as_i64()
@@ -728,19 +733,7 @@ async fn a_feed_on_postgres_gets_another_process_concurrent_commits_once_in_id_o
     for w in writers {
         w.await.unwrap();
     }
-    let got = ids(&got);
-    assert!(
-        got.windows(2).all(|w| w[0] < w[1]),
-        "not in id order: {got:?}"
-    );
-    let stored: Vec<i64> = served
-        .query(&Query::all())
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
-    assert_eq!(got, stored);
+    assert_is_the_log(&got, &served).await;
     drop(feed);
     served.shutdown().await.unwrap();
     other.shutdown().await.unwrap();

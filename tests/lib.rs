@@ -245,3 +245,178 @@ impl Drop for TempDb {
         }
     }
 }
+
+pub mod intercept {
+    //! A store that passes every call to another one, with hooks before some of them: the
+    //! fault and race injections of the tests, each written once as an [`Intercept`].
+
+    use std::collections::HashMap;
+    use std::ops::Deref;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use act_runtime::async_trait;
+    use act_runtime::error::StoreError;
+    use act_runtime::model::{Committed, EventId, EventMeta, Message, Version};
+    use act_runtime::ports::{
+        Lease, Query, Store, StreamFilter, StreamPosition, Subscribed, Subscription,
+        TruncateTarget, Truncated,
+    };
+
+    /// What an [`Intercepted`] store does before it passes a call on. Every hook does
+    /// nothing by default.
+    #[async_trait]
+    pub trait Intercept: Send + Sync + 'static {
+        /// Before a commit, plain or marked: may write to `inner` first (a racing writer)
+        /// or fail the call.
+        async fn commit(
+            &self,
+            _inner: &dyn Store,
+            _stream: &str,
+            _msgs: &[Message],
+            _meta: &EventMeta,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        /// Before a query: `Some` answers it in the store's place.
+        fn query(&self, _query: &Query) -> Option<Result<usize, StoreError>> {
+            None
+        }
+        /// Before a claim: an error fails it.
+        fn claim(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        /// Before a read of the subscription rows: an error fails it.
+        fn query_streams(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        /// Before a truncate: may write to `inner` first, or fail the call.
+        async fn truncate(
+            &self,
+            _inner: &dyn Store,
+            _targets: &[TruncateTarget],
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// `inner`, with `hooks` before its calls. Derefs to the hooks, so a test arms them
+    /// through the store it hands to the app.
+    pub struct Intercepted<I> {
+        /// The store every call reaches (unless a hook answers or fails it).
+        pub inner: Arc<dyn Store>,
+        /// The hooks.
+        pub hooks: I,
+    }
+
+    impl<I: Intercept> Intercepted<I> {
+        /// `inner` with `hooks`.
+        pub fn new(inner: Arc<dyn Store>, hooks: I) -> Arc<Self> {
+            Arc::new(Self { inner, hooks })
+        }
+    }
+
+    impl<I> Deref for Intercepted<I> {
+        type Target = I;
+        fn deref(&self) -> &I {
+            &self.hooks
+        }
+    }
+
+    #[async_trait]
+    impl<I: Intercept> Store for Intercepted<I> {
+        async fn seed(&self) -> Result<(), StoreError> {
+            self.inner.seed().await
+        }
+        async fn drop_all(&self) -> Result<(), StoreError> {
+            self.inner.drop_all().await
+        }
+        async fn commit(
+            &self,
+            stream: &str,
+            msgs: &[Message],
+            meta: &EventMeta,
+            expected: Option<Version>,
+        ) -> Result<Vec<Committed>, StoreError> {
+            self.hooks
+                .commit(self.inner.as_ref(), stream, msgs, meta)
+                .await?;
+            self.inner.commit(stream, msgs, meta, expected).await
+        }
+        async fn commit_marked(
+            &self,
+            stream: &str,
+            msgs: &[Message],
+            meta: &EventMeta,
+            expected: Option<Version>,
+            marks: &[(usize, Subscription)],
+        ) -> Result<Vec<Committed>, StoreError> {
+            self.hooks
+                .commit(self.inner.as_ref(), stream, msgs, meta)
+                .await?;
+            // marks are atomic with their events on every adapter: keep it so
+            self.inner
+                .commit_marked(stream, msgs, meta, expected, marks)
+                .await
+        }
+        async fn query(
+            &self,
+            query: &Query,
+            sink: &mut (dyn for<'e> FnMut(&'e Committed) + Send),
+        ) -> Result<usize, StoreError> {
+            if let Some(answer) = self.hooks.query(query) {
+                return answer;
+            }
+            self.inner.query(query, sink).await
+        }
+        async fn subscribe(
+            &self,
+            subs: &[Subscription],
+            checkpoint: Option<EventId>,
+        ) -> Result<Subscribed, StoreError> {
+            self.inner.subscribe(subs, checkpoint).await
+        }
+        async fn claim(
+            &self,
+            lagging: usize,
+            leading: usize,
+            by: &str,
+            lease: Duration,
+        ) -> Result<Vec<Lease>, StoreError> {
+            self.hooks.claim()?;
+            self.inner.claim(lagging, leading, by, lease).await
+        }
+        async fn ack(&self, leases: &[Lease]) -> Result<Vec<Lease>, StoreError> {
+            self.inner.ack(leases).await
+        }
+        async fn block(
+            &self,
+            leases: &[(Lease, String)],
+        ) -> Result<Vec<StreamPosition>, StoreError> {
+            self.inner.block(leases).await
+        }
+        async fn reset(&self, streams: &[String]) -> Result<usize, StoreError> {
+            self.inner.reset(streams).await
+        }
+        async fn unblock(&self, streams: &[String]) -> Result<usize, StoreError> {
+            self.inner.unblock(streams).await
+        }
+        async fn query_streams(
+            &self,
+            filter: &StreamFilter,
+        ) -> Result<Vec<StreamPosition>, StoreError> {
+            self.hooks.query_streams()?;
+            self.inner.query_streams(filter).await
+        }
+        async fn truncate(
+            &self,
+            targets: &[TruncateTarget],
+        ) -> Result<HashMap<String, Truncated>, StoreError> {
+            self.hooks.truncate(self.inner.as_ref(), targets).await?;
+            self.inner.truncate(targets).await
+        }
+        async fn dispose(&self) -> Result<(), StoreError> {
+            self.inner.dispose().await
+        }
+    }
+}

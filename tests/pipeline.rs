@@ -898,111 +898,18 @@ async fn an_unreadable_event_blocks_the_targets_that_read_it_and_the_rest_flows(
 
 // ---- the worker survives store errors -----------------------------------------------------
 
-mod flaky_store {
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+/// The first `failures` claims fail like a lost connection.
+struct FlakyClaims {
+    failures: usize,
+    claims: AtomicUsize,
+}
 
-    use act_runtime::async_trait;
-    use act_runtime::model::{Committed, EventId, EventMeta, Message, Version};
-    use act_runtime::ports::{
-        Lease, Query, StreamFilter, StreamPosition, Subscribed, Subscription, TruncateTarget,
-        Truncated,
-    };
-    use act_runtime::prelude::*;
-
-    /// The in-memory store, whose first `failures` claims fail like a lost connection.
-    pub struct FlakyClaims {
-        pub inner: InMemoryStore,
-        pub failures: usize,
-        pub claims: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl Store for FlakyClaims {
-        async fn seed(&self) -> Result<(), StoreError> {
-            self.inner.seed().await
+impl act_tests::intercept::Intercept for FlakyClaims {
+    fn claim(&self) -> Result<(), StoreError> {
+        if self.claims.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Err(StoreError::backend("claim", "connection reset by peer"));
         }
-        async fn drop_all(&self) -> Result<(), StoreError> {
-            self.inner.drop_all().await
-        }
-        async fn commit(
-            &self,
-            stream: &str,
-            msgs: &[Message],
-            meta: &EventMeta,
-            expected: Option<Version>,
-        ) -> Result<Vec<Committed>, StoreError> {
-            self.inner.commit(stream, msgs, meta, expected).await
-        }
-        async fn commit_marked(
-            &self,
-            stream: &str,
-            msgs: &[Message],
-            meta: &EventMeta,
-            expected: Option<Version>,
-            marks: &[(usize, Subscription)],
-        ) -> Result<Vec<Committed>, StoreError> {
-            self.inner
-                .commit_marked(stream, msgs, meta, expected, marks)
-                .await
-        }
-        async fn query(
-            &self,
-            query: &Query,
-            sink: &mut (dyn for<'e> FnMut(&'e Committed) + Send),
-        ) -> Result<usize, StoreError> {
-            self.inner.query(query, sink).await
-        }
-        async fn subscribe(
-            &self,
-            subs: &[Subscription],
-            checkpoint: Option<EventId>,
-        ) -> Result<Subscribed, StoreError> {
-            self.inner.subscribe(subs, checkpoint).await
-        }
-        async fn claim(
-            &self,
-            lagging: usize,
-            leading: usize,
-            by: &str,
-            lease: Duration,
-        ) -> Result<Vec<Lease>, StoreError> {
-            if self.claims.fetch_add(1, Ordering::SeqCst) < self.failures {
-                return Err(StoreError::backend("claim", "connection reset by peer"));
-            }
-            self.inner.claim(lagging, leading, by, lease).await
-        }
-        async fn ack(&self, leases: &[Lease]) -> Result<Vec<Lease>, StoreError> {
-            self.inner.ack(leases).await
-        }
-        async fn block(
-            &self,
-            leases: &[(Lease, String)],
-        ) -> Result<Vec<StreamPosition>, StoreError> {
-            self.inner.block(leases).await
-        }
-        async fn reset(&self, streams: &[String]) -> Result<usize, StoreError> {
-            self.inner.reset(streams).await
-        }
-        async fn unblock(&self, streams: &[String]) -> Result<usize, StoreError> {
-            self.inner.unblock(streams).await
-        }
-        async fn query_streams(
-            &self,
-            filter: &StreamFilter,
-        ) -> Result<Vec<StreamPosition>, StoreError> {
-            self.inner.query_streams(filter).await
-        }
-        async fn truncate(
-            &self,
-            targets: &[TruncateTarget],
-        ) -> Result<HashMap<String, Truncated>, StoreError> {
-            self.inner.truncate(targets).await
-        }
-        async fn dispose(&self) -> Result<(), StoreError> {
-            self.inner.dispose().await
-        }
+        Ok(())
     }
 }
 
@@ -1014,13 +921,15 @@ async fn survive(e: &Committed<CounterEvent>, _: &Scope) -> Result<(), ReactionE
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_survives_failed_claims_and_reports_settled() {
-    let store = flaky_store::FlakyClaims {
-        inner: InMemoryStore::new(),
-        failures: 3,
-        claims: AtomicUsize::new(0),
-    };
+    let store = act_tests::intercept::Intercepted::new(
+        Arc::new(InMemoryStore::new()),
+        FlakyClaims {
+            failures: 3,
+            claims: AtomicUsize::new(0),
+        },
+    );
     let app = act()
-        .with_store(store)
+        .with_store_arc(store)
         .with_state::<Counter>()
         .with_reaction(survive)
         .build()

@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example bench -- <store> <workload>`
 //!
-//! * store: `memory`, `pg` (env `ACT_PG_URL`, `PG_SCHEMA`, `PG_POOL`), or `sqlite` (a file:
+//! * store: `memory`, `pg` (env `ACT_PG_URL`, `PG_SCHEMA`, `PG_POOL`, `PG_COMMIT_SLOTS`), or `sqlite` (a file:
 //!   env `SQLITE_FILE`, default `act-bench.db` in the
 //!   temp directory; the file and its `-wal`/`-shm` are deleted first, like the original's
 //!   `bench.mjs`)
@@ -260,7 +260,7 @@ async fn build(
         }
         "pg" => {
             // A fresh tenant each run: env `ACT_PG_URL` (default the local `test` database),
-            // `PG_SCHEMA` (default `act_bench`), `PG_POOL` (default 16).
+            // `PG_SCHEMA` (default `act_bench`), `PG_POOL` (default 16), `PG_COMMIT_SLOTS` (default 4).
             let url = std::env::var("ACT_PG_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
             let schema = std::env::var("PG_SCHEMA").unwrap_or_else(|_| "act_bench".to_owned());
@@ -268,9 +268,14 @@ async fn build(
                 .ok()
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(16);
+            let slots = std::env::var("PG_COMMIT_SLOTS")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(4);
             let pg = act::adapters::postgres::PostgresConfig::from_url(&url)?
                 .schema(&schema)
                 .pool_size(pool)
+                .commit_slots(slots)
                 .connect()
                 .await?;
             pg.seed().await?;

@@ -639,3 +639,158 @@ async fn throughput() {
     s.dispose().await.unwrap();
     schemas.drop_all().await;
 }
+
+/// Waits until a session waits on a lock of `schema`'s log table.
+async fn until_a_commit_waits(schema: &str) {
+    let mut conn = raw().await;
+    let sql = format!(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = '\"{schema}\".\"events\"'::regclass"
+    );
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(AssertSqlSafe(sql.clone()))
+            .fetch_one(&mut conn)
+            .await
+            .expect("pg_locks");
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no commit waited on the table lock");
+}
+
+/// How many transactions wrote the events of the streams matching `like`.
+async fn writers(schema: &str, like: &str) -> i64 {
+    let mut conn = raw().await;
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(DISTINCT xmin::text) FROM \"{schema}\".\"events\" WHERE stream LIKE '{like}'"
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .expect("xmin")
+}
+
+/// Commits that arrive while every commit slot is busy go to the server as one group, in
+/// one transaction, and each keeps its own answer: stored, a conflict, closed. A value the
+/// server refuses fails its own commit only; the rest of its group is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_commits_go_as_one_group_and_keep_their_own_answers() {
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    let s = Arc::new(
+        PostgresConfig::from_url(&pg_support::url())
+            .expect("URL")
+            .schema(&schema)
+            .pool_size(4)
+            .commit_slots(1)
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    s.seed().await.expect("seed");
+    commit(&s, "behind", 2).await;
+    s.commit(
+        "closed",
+        &[msg(act_runtime::model::TOMBSTONE_EVENT, "{}")],
+        &meta(),
+        None,
+    )
+    .await
+    .expect("tombstone");
+
+    for round in ["a", "b"] {
+        // Another session holds every insert back; the first commit takes the only slot
+        // and waits on it, the others queue behind it.
+        let mut holder = raw().await;
+        sqlx::query("BEGIN")
+            .execute(&mut holder)
+            .await
+            .expect("begin");
+        sqlx::query(AssertSqlSafe(format!(
+            "LOCK TABLE \"{schema}\".\"events\" IN EXCLUSIVE MODE"
+        )))
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+        let lead = tokio::spawn({
+            let s = s.clone();
+            async move {
+                s.commit(&format!("lead-{round}"), &[msg("E", "{}")], &meta(), None)
+                    .await
+            }
+        });
+        until_a_commit_waits(&schema).await;
+        let mut queued = Vec::new();
+        for i in 0..8 {
+            let s = s.clone();
+            let stream = format!("g{round}-{i}");
+            queued.push(tokio::spawn(async move {
+                s.commit(
+                    &stream,
+                    &[msg("E", "{\"n\":1}"), msg("F", "{}")],
+                    &meta(),
+                    None,
+                )
+                .await
+            }));
+        }
+        let conflict = tokio::spawn({
+            let s = s.clone();
+            async move {
+                s.commit("behind", &[msg("E", "{}")], &meta(), Some(0))
+                    .await
+            }
+        });
+        let closed = tokio::spawn({
+            let s = s.clone();
+            async move { s.commit("closed", &[msg("E", "{}")], &meta(), None).await }
+        });
+        // In round b, one payload the server refuses (a number beyond `numeric`).
+        let refused = (round == "b").then(|| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.commit("refused", &[msg("E", "{\"n\":1e1000000}")], &meta(), None)
+                    .await
+            })
+        });
+        // Queued commits wait for the slot without touching the server.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .expect("release");
+
+        lead.await.expect("task").expect("the lead commit");
+        for q in queued {
+            let stored = q.await.expect("task").expect("a queued commit");
+            assert_eq!(
+                stored.iter().map(|e| e.version).collect::<Vec<_>>(),
+                vec![0, 1]
+            );
+        }
+        match conflict.await.expect("task") {
+            Err(StoreError::Concurrency(c)) => {
+                assert_eq!((c.stream.as_str(), c.expected, c.actual), ("behind", 0, 1));
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(
+            matches!(closed.await.expect("task"), Err(StoreError::Closed(_))),
+            "a commit onto a tombstone is refused in a group too"
+        );
+        match refused {
+            // The refused group ran again commit by commit: one transaction each.
+            Some(r) => {
+                assert!(r.await.expect("task").is_err(), "the refused value fails");
+                assert_eq!(writers(&schema, &format!("g{round}-%")).await, 8);
+                let n = ids(&s, &Query::stream("refused")).await.len();
+                assert_eq!(n, 0, "nothing of the refused commit is stored");
+            }
+            // One group: the eight commits share one transaction.
+            None => assert_eq!(writers(&schema, &format!("g{round}-%")).await, 1),
+        }
+    }
+    assert_eq!(ids(&s, &Query::stream("behind")).await.len(), 2);
+    s.dispose().await.expect("dispose");
+    schemas.drop_all().await;
+}

@@ -17,6 +17,9 @@ const SCHEMA_MAX: usize = 28;
 /// The longest table (prefix) name.
 const TABLE_MAX: usize = 20;
 
+/// How many commits (or groups of commits) one store runs at once, by default.
+pub(crate) const COMMIT_SLOTS: usize = 4;
+
 /// How a [`PostgresStore`] connects, and which tenant it serves.
 ///
 /// Every field is optional; the defaults are act-pg's: host `localhost`, port `5432`,
@@ -41,6 +44,7 @@ pub struct PostgresConfig {
     schema: String,
     table: String,
     pool_size: u32,
+    commit_slots: usize,
     acquire_timeout: Duration,
     statement_timeout: Duration,
 }
@@ -55,6 +59,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("schema", &self.schema)
             .field("table", &self.table)
             .field("pool_size", &self.pool_size)
+            .field("commit_slots", &self.commit_slots)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +98,7 @@ impl PostgresConfig {
             schema: "public".into(),
             table: "events".into(),
             pool_size: 16,
+            commit_slots: COMMIT_SLOTS,
             acquire_timeout: Duration::from_secs(30),
             statement_timeout: Duration::from_secs(30),
         }
@@ -149,11 +155,28 @@ impl PostgresConfig {
         self
     }
 
-    /// The most connections the pool opens (default 16: commits scale with concurrent
-    /// connections thanks to group commit; 8 is plenty for read-mostly processes).
+    /// The most connections the pool opens (default 16; 8 is plenty for read-mostly
+    /// processes).
     #[must_use]
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n.max(1);
+        self
+    }
+
+    /// How many commits run at once (default 4, at least 1). A commit that finds every
+    /// slot busy waits, with the others that arrive meanwhile, for the next free slot,
+    /// which sends them all as one group: one round trip and one transaction, in which
+    /// each commit still checks its own stream's version and fails or succeeds alone.
+    /// More slots mean more connections busy with commits and smaller groups.
+    ///
+    /// ```
+    /// use act_runtime::adapters::postgres::PostgresConfig;
+    ///
+    /// let config = PostgresConfig::new().pool_size(32).commit_slots(8);
+    /// ```
+    #[must_use]
+    pub fn commit_slots(mut self, n: usize) -> Self {
+        self.commit_slots = n.max(1);
         self
     }
 
@@ -207,7 +230,12 @@ impl PostgresConfig {
             .connect_with(self.session_options())
             .await
             .map_err(backend("connect"))?;
-        Ok(PostgresStore::from_parts(pool, tenant, true))
+        Ok(PostgresStore::from_parts(
+            pool,
+            tenant,
+            true,
+            self.commit_slots,
+        ))
     }
 }
 

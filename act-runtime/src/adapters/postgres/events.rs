@@ -4,12 +4,12 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use futures_core::Stream;
-use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, Postgres, QueryBuilder};
 
 use super::PostgresStore;
 use super::codec::{self, Cond, backend, no_nul, no_nul_json, refused};
+use super::group;
 use super::subscriptions::validate_subs;
 use crate::error::{ConcurrencyError, StoreError, StreamClosedError, ValidationError};
 use crate::model::{Committed, EventMeta, Message, SNAPSHOT_EVENT, Version};
@@ -68,66 +68,39 @@ impl PostgresStore {
             }
             return Ok(Vec::new());
         }
-        let names: Vec<&str> = msgs.iter().map(|m| m.name.as_str()).collect();
-        let datas: Vec<&str> = msgs.iter().map(|m| m.data.get()).collect();
         // Out-of-range indexes mark nothing: leave them out.
-        let in_range = || marks.iter().filter(|(i, _)| *i < msgs.len());
-        let idx: Vec<i32> = in_range()
-            .map(|(i, _)| i32::try_from(*i).unwrap_or(i32::MAX))
-            .collect();
-        let targets: Vec<&str> = in_range().map(|(_, s)| s.stream.as_str()).collect();
-        let sources: Vec<Option<&str>> = in_range().map(|(_, s)| s.source.as_deref()).collect();
-        let patterns: Vec<bool> = in_range().map(|(_, s)| s.source_is_pattern).collect();
-        let priorities: Vec<i32> = in_range().map(|(_, s)| s.priority).collect();
-        let result = sqlx::query(AssertSqlSafe(self.sql.commit.clone()))
-            .bind(stream)
-            .bind(&names)
-            .bind(&datas)
-            .bind(&meta_json)
-            .bind(expected)
-            .bind(&idx)
-            .bind(&targets)
-            .bind(&sources)
-            .bind(&patterns)
-            .bind(&priorities)
-            .fetch_all(&self.pool)
-            .await;
-        let rows = match result {
-            Ok(rows) => rows,
-            // Only a writer outside this store can slip past the stream lock.
-            Err(e) if codec::sqlstate(&e).as_deref() == Some("23505") => {
-                let actual = self.head(stream).await?;
-                return Err(conflict(stream, expected.unwrap_or(actual - 1), actual));
-            }
-            Err(e) => return Err(refused("commit", stream)(e)),
+        let args = group::Args {
+            stream,
+            names: msgs.iter().map(|m| m.name.as_str()).collect(),
+            datas: msgs.iter().map(|m| m.data.get()).collect(),
+            meta: &meta_json,
+            expected,
+            marks: marks
+                .iter()
+                .filter(|(i, _)| *i < msgs.len())
+                .map(|(i, s)| {
+                    (
+                        i32::try_from(*i).unwrap_or(i32::MAX),
+                        s.stream.as_str(),
+                        s.source.as_deref(),
+                        s.source_is_pattern,
+                        s.priority,
+                    )
+                })
+                .collect(),
         };
-        let err = backend("commit");
-        let first = rows.first().ok_or_else(|| {
-            StoreError::backend("commit", "the commit function returned no rows".to_owned())
-        })?;
-        if first.try_get::<Option<i64>, _>(0).map_err(&err)?.is_none() {
-            if first.try_get::<Option<i32>, _>(1).map_err(&err)? == Some(-1) {
+        let stored = match self.group.commit(args).await? {
+            group::Outcome::Stored(stored) => stored,
+            group::Outcome::Conflict { expected, actual } => {
+                return Err(conflict(stream, expected, actual));
+            }
+            group::Outcome::Closed => {
                 return Err(StreamClosedError {
                     stream: stream.to_owned(),
                 }
                 .into());
             }
-            let head: i32 = first.try_get(3).map_err(&err)?;
-            return Err(conflict(
-                stream,
-                expected.unwrap_or_default(),
-                i64::from(head),
-            ));
-        }
-        let mut stored = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: i64 = row.try_get(0).map_err(&err)?;
-            let version: i32 = row.try_get(1).map_err(&err)?;
-            let created: DateTime<Utc> = row.try_get(2).map_err(&err)?;
-            stored.push((i64::from(version), id, created));
-        }
-        // `RETURNING` promises no order: map the rows back to the messages by version.
-        stored.sort_unstable_by_key(|(version, ..)| *version);
+        };
         let shared = Arc::new(meta.clone());
         let mut committed = Vec::with_capacity(msgs.len());
         for ((version, id, created), m) in stored.into_iter().zip(msgs) {

@@ -85,6 +85,7 @@
 mod codec;
 mod config;
 mod events;
+mod group;
 mod horizon;
 mod notify;
 mod schema;
@@ -119,6 +120,8 @@ pub struct PostgresStore {
     disposed: AtomicBool,
     /// `LISTEN`/`NOTIFY` wake-ups between processes (see `notify.rs`).
     doorbells: notify::Doorbells,
+    /// The commit slots, and the group commit behind them (see `group.rs`).
+    group: group::Group,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -149,12 +152,25 @@ impl PostgresStore {
             pool,
             config::Tenant::new(schema, table)?,
             false,
+            config::COMMIT_SLOTS,
         ))
     }
 
-    pub(crate) fn from_parts(pool: PgPool, tenant: config::Tenant, owns_pool: bool) -> Self {
+    pub(crate) fn from_parts(
+        pool: PgPool,
+        tenant: config::Tenant,
+        owns_pool: bool,
+        commit_slots: usize,
+    ) -> Self {
+        let sql = schema::Statements::new(&tenant);
+        let statements = group::Statements {
+            commit: sql.commit.clone(),
+            commit_group: sql.commit_group.clone(),
+            head: sql.head.clone(),
+        };
         Self {
-            sql: schema::Statements::new(&tenant),
+            group: group::Group::new(pool.clone(), statements, commit_slots),
+            sql,
             doorbells: notify::Doorbells::new(&pool, &tenant),
             pool,
             tenant,

@@ -12,12 +12,12 @@ use crate::error::StoreError;
 use crate::model::{SNAPSHOT_EVENT, TOMBSTONE_EVENT};
 
 /// The schema version this code writes (`<table>_meta.schema_version`).
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// How long the slow path waits for the seed lock or a table lock before failing.
 const LOCK_TIMEOUT: &str = "10s";
 
-/// The DDL of schema version 1, every statement idempotent (`IF NOT EXISTS`, `OR REPLACE`).
+/// The DDL of the current schema version, every statement idempotent (`IF NOT EXISTS`, `OR REPLACE`).
 pub(crate) fn ddl(t: &Tenant) -> String {
     let s = &t.schema;
     let events = t.object("");
@@ -30,10 +30,11 @@ pub(crate) fn ddl(t: &Tenant) -> String {
     let ns_oid = u32::from_ne_bytes(ns.to_ne_bytes());
     let l = |suffix: &str| t.local(suffix);
     let f = |suffix: &str| t.object(suffix);
-    let (register, horizon, commit, fold, claim, subscribe) = (
+    let (register, horizon, commit, commit_group, fold, claim, subscribe) = (
         f("_register"),
         f("_horizon"),
         f("_commit"),
+        f("_commit_group"),
         f("_fold"),
         f("_claim"),
         f("_subscribe"),
@@ -167,6 +168,31 @@ BEGIN
       JOIN ins ON ins.version = v_head + 1 + m.idx
   )
   SELECT ins.id, ins.version, ins.created, v_head FROM ins ORDER BY ins.version;
+END $fn$;
+
+-- Group commit: several commits of one process in one call and one transaction, each as
+-- the commit function does it (its own stream lock, head check and conflict row), in the
+-- order given (the caller sorts by stream, so groups lock streams in one global order).
+-- Rows carry the commit's 1-based index; message and mark arrays are concatenated, cut by
+-- the counts.
+CREATE OR REPLACE FUNCTION {commit_group}(
+  p_streams text[], p_counts int[], p_names text[], p_datas text[], p_metas text[],
+  p_expected bigint[], p_mark_counts int[], p_mark_idx int[], p_mark_target text[],
+  p_mark_source text[], p_mark_pattern boolean[], p_mark_priority int[])
+RETURNS TABLE (o_req int, o_id bigint, o_version int, o_created timestamptz, o_head int)
+LANGUAGE plpgsql AS $fn$
+DECLARE i int; e int := 0; m int := 0; n int; k int;
+BEGIN
+  FOR i IN 1 .. cardinality(p_streams) LOOP
+    n := p_counts[i];
+    k := p_mark_counts[i];
+    RETURN QUERY SELECT i, c.o_id, c.o_version, c.o_created, c.o_head FROM {commit}(
+      p_streams[i], p_names[e + 1 : e + n], p_datas[e + 1 : e + n], p_metas[i], p_expected[i],
+      p_mark_idx[m + 1 : m + k], p_mark_target[m + 1 : m + k], p_mark_source[m + 1 : m + k],
+      p_mark_pattern[m + 1 : m + k], p_mark_priority[m + 1 : m + k]) c;
+    e := e + n;
+    m := m + k;
+  END LOOP;
 END $fn$;
 
 -- The fold: moves the commits' reaction marks into the subscription rows (the newest
@@ -409,6 +435,7 @@ async fn seed_once(pool: &PgPool, t: &Tenant) -> Result<(), StoreError> {
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub(crate) commit: Arc<str>,
+    pub(crate) commit_group: Arc<str>,
     pub(crate) head: Arc<str>,
     pub(crate) horizon: Arc<str>,
     pub(crate) last_id: Arc<str>,
@@ -442,6 +469,11 @@ impl Statements {
                 "SELECT o_id, o_version, o_created, o_head FROM {}($1, $2, $3, $4, $5, $6, $7, \
                  $8, $9, $10)",
                 t.object("_commit")
+            )),
+            commit_group: a(format!(
+                "SELECT o_req, o_id, o_version, o_created, o_head FROM {}($1, $2, $3, $4, $5, \
+                 $6, $7, $8, $9, $10, $11, $12)",
+                t.object("_commit_group")
             )),
             head: a(format!(
                 "SELECT coalesce(max(version), -1)::bigint FROM {events} WHERE stream = $1"

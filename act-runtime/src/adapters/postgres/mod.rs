@@ -42,6 +42,13 @@
 //!   is [`StoreError::Invalid`] naming the stream, never a driver error. A lost connection
 //!   is [`StoreError::Backend`]; nothing is half-written (the commit is one statement). A
 //!   commit whose connection dies after the server committed may still have landed.
+//! * **Group commit.** At most [`PostgresConfig::commit_slots`] commits run at once (4 by
+//!   default). Commits that find every slot busy queue, and the next free slot sends the
+//!   whole queue in one call of `<table>_commit_group`: one round trip, one transaction and
+//!   one WAL flush for all of them, each commit still taking its own stream's lock and
+//!   getting its own answer (stored, conflict, closed). A group is sorted by stream, so
+//!   groups take locks in one order. A group the server refuses wrote nothing and runs
+//!   again commit by commit, so a refused value fails its own commit only (`group.rs`).
 //! * **Ids and readers.** Ids are global and increase, but concurrent commits become
 //!   visible out of id order. Within one stream, ids increase in commit order. A read over
 //!   several streams (the whole log, a pattern) stops at the **read horizon** (see

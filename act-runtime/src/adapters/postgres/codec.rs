@@ -165,38 +165,58 @@ fn push_literal(out: &mut String, c: char) {
     out.push(c);
 }
 
-/// The columns [`event`] reads, in order.
-pub(crate) const EVENT_COLUMNS: &str = "id, name, data::text, stream, version, created, meta::text";
-/// [`EVENT_COLUMNS`] for a query that skips the meta: the server does not render it.
-pub(crate) const EVENT_COLUMNS_NO_META: &str =
-    "id, name, data::text, stream, version, created, NULL::text";
+/// The columns [`event`] reads, in order (id, name, data, stream, version, created, meta),
+/// as a query needs them: without the meta when it skips it, and without
+/// the stream when it reads one exact stream (the decoder knows it): the server renders
+/// and sends neither.
+pub(crate) fn event_columns(skip_meta: bool, one_stream: bool) -> String {
+    format!(
+        "id, name, data::text, {}, version, created, {}",
+        if one_stream { "NULL::text" } else { "stream" },
+        if skip_meta {
+            "NULL::text"
+        } else {
+            "meta::text"
+        }
+    )
+}
 
 pub(crate) use crate::adapters::meta::MetaCache;
 
-/// Decodes an events row selected with [`EVENT_COLUMNS`]; a row whose payload or meta
-/// does not decode is [`StoreError::Corrupt`].
-pub(crate) fn event(row: &PgRow, metas: &mut MetaCache) -> Result<Committed, StoreError> {
+/// Decodes an events row selected with [`event_columns`] (`stream` is the stream when the
+/// query read one exact stream); a row whose payload or meta does not decode is
+/// [`StoreError::Corrupt`].
+pub(crate) fn event(
+    row: &PgRow,
+    metas: &mut MetaCache,
+    stream: Option<&str>,
+) -> Result<Committed, StoreError> {
     let get = backend("query");
-    let id: i64 = row.try_get(0).map_err(&get)?;
-    let stream: String = row.try_get(3).map_err(&get)?;
+    // The columns' types are fixed by the select list: decode without re-checking them
+    // (a value that does not decode is still an error).
+    let id: i64 = row.try_get_unchecked(0).map_err(&get)?;
+    let stream: String = match stream {
+        Some(s) => s.to_owned(),
+        None => row.try_get_unchecked(3).map_err(&get)?,
+    };
     let corrupt = |reason: String| StoreError::Corrupt {
         id,
         stream: stream.clone(),
         reason,
     };
     let data: String = row
-        .try_get(2)
+        .try_get_unchecked(2)
         .map_err(|e| corrupt(format!("payload: {e}")))?;
     let data =
         RawValue::from_string(data).map_err(|e| corrupt(format!("payload is not JSON: {e}")))?;
     let meta = metas
-        .next(|| row.try_get::<&str, _>(6))
+        .next(|| row.try_get_unchecked::<&str, _>(6))
         .map_err(|e| corrupt(format!("meta: {e}")))?;
-    let version: i32 = row.try_get(4).map_err(&get)?;
-    let created: DateTime<Utc> = row.try_get(5).map_err(&get)?;
+    let version: i32 = row.try_get_unchecked(4).map_err(&get)?;
+    let created: DateTime<Utc> = row.try_get_unchecked(5).map_err(&get)?;
     Ok(Committed {
         id,
-        name: row.try_get(1).map_err(&get)?,
+        name: row.try_get_unchecked(1).map_err(&get)?,
         data,
         version: i64::from(version),
         created,

@@ -156,13 +156,14 @@ impl PostgresStore {
             Some(Cond::Eq(_)) => None,
             _ => Some(self.horizon().await?),
         };
+        // One exact stream: its name is not read back from every row.
+        let one_stream = match &cond {
+            Some(Cond::Eq(s)) => Some(s.clone()),
+            _ => None,
+        };
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT {} FROM {} WHERE true",
-            if q.skip_meta {
-                codec::EVENT_COLUMNS_NO_META
-            } else {
-                codec::EVENT_COLUMNS
-            },
+            codec::event_columns(q.skip_meta, one_stream.is_some()),
             self.sql.events
         ));
         let mut order = "id";
@@ -240,7 +241,7 @@ impl PostgresStore {
         let mut n = 0;
         while let Some(row) = next(&mut rows).await {
             let row = row.map_err(&err)?;
-            sink(&codec::event(&row, &mut metas)?);
+            sink(&codec::event(&row, &mut metas, one_stream.as_deref())?);
             n += 1;
         }
         Ok(n)

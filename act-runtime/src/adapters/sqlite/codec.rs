@@ -57,18 +57,34 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
             || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
-/// The columns [`event`] reads, in order.
-pub(crate) const EVENT_COLUMNS: &str = "id, name, data, stream, version, created, meta";
+/// The columns [`event`] reads, in order (id, name, data, stream, version, created, meta),
+/// as a query needs them: without the meta when it skips it, and without the stream when it
+/// reads one exact stream (the decoder knows it).
+pub(crate) fn event_columns(skip_meta: bool, one_stream: bool) -> String {
+    format!(
+        "id, name, data, {}, version, created, {}",
+        if one_stream { "NULL" } else { "stream" },
+        if skip_meta { "NULL" } else { "meta" }
+    )
+}
 
 pub(crate) use crate::adapters::meta::MetaCache;
 
-/// Decodes an `events` row selected with [`EVENT_COLUMNS`]: a payload or meta that is not
-/// JSON is [`StoreError::Corrupt`], naming the event.
-pub(crate) fn event(row: &Row<'_>, metas: &mut MetaCache) -> Result<Committed, StoreError> {
+/// Decodes an `events` row selected with [`event_columns`] (`stream` is the stream when
+/// the query read one exact stream): a payload or meta that is not JSON is
+/// [`StoreError::Corrupt`], naming the event.
+pub(crate) fn event(
+    row: &Row<'_>,
+    metas: &mut MetaCache,
+    stream: Option<&str>,
+) -> Result<Committed, StoreError> {
     const OP: &str = "query";
     let get = backend(OP);
     let id: i64 = row.get(0).map_err(&get)?;
-    let stream: String = row.get(3).map_err(&get)?;
+    let stream: String = match stream {
+        Some(s) => s.to_owned(),
+        None => row.get(3).map_err(&get)?,
+    };
     let corrupt = |reason: String| StoreError::Corrupt {
         id,
         stream: stream.clone(),

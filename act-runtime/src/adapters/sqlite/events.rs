@@ -125,19 +125,31 @@ pub(crate) fn validate_query(q: &Query) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The `SELECT` for `q` and its parameters; `None` when it selects nothing.
-pub(crate) fn select(q: &Query) -> Result<Option<(String, Vec<Value>)>, StoreError> {
+/// The `SELECT` for `q`, its parameters, and the stream when it reads one exact stream (its
+/// rows do not carry its name); `None` when it selects nothing.
+pub(crate) fn select(q: &Query) -> Result<Option<Select>, StoreError> {
     validate_query(q)?;
     if matches!(&q.names, Some(n) if n.is_empty()) || q.limit == Some(0) {
         return Ok(None);
     }
-    let mut sql = format!("SELECT {} FROM events WHERE 1 = 1", codec::EVENT_COLUMNS);
+    let cond = match &q.stream {
+        Some(m) => Some(pattern::stream_match(m, "query", "/stream")?),
+        None => None,
+    };
+    let one_stream = match &cond {
+        Some(Cond::Eq(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let mut sql = format!(
+        "SELECT {} FROM events WHERE 1 = 1",
+        codec::event_columns(q.skip_meta, one_stream.is_some())
+    );
     let mut params = Vec::new();
     // Within one stream, versions increase with ids: ordering by version walks the
     // `(stream, version)` index instead of sorting the rows in a temporary b-tree.
     let mut order = "id";
-    if let Some(m) = &q.stream {
-        match pattern::stream_match(m, "query", "/stream")? {
+    if let Some(cond) = cond {
+        match cond {
             Cond::Nothing => sql.push_str(" AND 0"),
             Cond::Eq(s) => {
                 order = "version";
@@ -208,7 +220,19 @@ pub(crate) fn select(q: &Query) -> Result<Option<(String, Vec<Value>)>, StoreErr
         sql.push_str(" LIMIT ?");
         params.push(Value::Integer(codec::count(limit)));
     }
-    Ok(Some((sql, params)))
+    Ok(Some(Select {
+        sql,
+        params,
+        one_stream,
+    }))
+}
+
+/// A query's statement: see [`select`].
+#[derive(Debug)]
+pub(crate) struct Select {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Value>,
+    pub(crate) one_stream: Option<String>,
 }
 
 /// Runs `q` on `conn`, handing each event to `emit` until it returns `false`; returns how
@@ -218,7 +242,12 @@ pub(crate) fn query(
     q: &Query,
     emit: &mut dyn FnMut(Committed) -> bool,
 ) -> Result<usize, StoreError> {
-    let Some((sql, params)) = select(q)? else {
+    let Some(Select {
+        sql,
+        params,
+        one_stream,
+    }) = select(q)?
+    else {
         return Ok(0);
     };
     let err = backend("query");
@@ -230,7 +259,7 @@ pub(crate) fn query(
     let mut n = 0;
     while let Some(row) = rows.next().map_err(&err)? {
         n += 1;
-        if !emit(codec::event(row, &mut metas)?) {
+        if !emit(codec::event(row, &mut metas, one_stream.as_deref())?) {
             break;
         }
     }

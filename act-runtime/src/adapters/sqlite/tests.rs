@@ -938,7 +938,7 @@ async fn reads_of_one_stream_seek_past_the_cached_event_or_the_snapshot() {
         (Query::stream("s").after(7), "(stream=? AND version>?)"),
         (Query::stream("s").with_snaps(), "(stream=? AND version>?)"),
     ] {
-        let (sql, params) = events::select(&query).unwrap().unwrap();
+        let events::Select { sql, params, .. } = events::select(&query).unwrap().unwrap();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let plan = stmt
             .query_map(rusqlite::params_from_iter(params), |r| {

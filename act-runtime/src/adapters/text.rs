@@ -4,9 +4,20 @@
 use crate::error::{StoreError, ValidationError};
 use crate::model::EventMeta;
 
+/// Whether `s` holds a NUL character: a plain loop over a short string (names, ids), where
+/// setting up a `memchr` costs more than the scan.
+#[inline]
+pub(crate) fn has_nul(s: &str) -> bool {
+    if s.len() <= 64 {
+        s.bytes().any(|b| b == 0)
+    } else {
+        s.as_bytes().contains(&0)
+    }
+}
+
 /// Rejects a string holding a NUL character (PostgreSQL cannot store it in `text`).
 pub(crate) fn no_nul(target: &str, path: &str, value: &str) -> Result<(), StoreError> {
-    if value.contains('\0') {
+    if has_nul(value) {
         Err(ValidationError::new(target, path, "must not contain NUL characters").into())
     } else {
         Ok(())
@@ -16,6 +27,9 @@ pub(crate) fn no_nul(target: &str, path: &str, value: &str) -> Result<(), StoreE
 /// Rejects JSON text holding a NUL character, raw or escaped as `\u0000` (PostgreSQL's
 /// `jsonb` refuses both).
 pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), StoreError> {
+    if !has_nul_json(json) {
+        return Ok(());
+    }
     no_nul(target, path, json)?;
     let bytes = json.as_bytes();
     let mut from = 0;
@@ -38,6 +52,14 @@ pub(crate) fn no_nul_json(target: &str, path: &str, json: &str) -> Result<(), St
         from = at + 1;
     }
     Ok(())
+}
+
+/// Whether JSON text may hold a NUL character, raw or escaped: `false` is certain (no NUL
+/// byte and no backslash at all, one pass over the bytes), `true` asks for
+/// [`no_nul_json`]'s exact check.
+#[inline]
+pub(crate) fn has_nul_json(json: &str) -> bool {
+    json.bytes().any(|b| b == 0 || b == b'\\')
 }
 
 /// Rejects a commit's meta holding a NUL character in any of its strings (the path names
@@ -68,5 +90,7 @@ mod tests {
         assert!(no_nul_json("s", "", r#"{"a":"\u0000"}"#).is_err());
         assert!(no_nul_json("s", "", r#"{"a":"\\u0000"}"#).is_ok());
         assert!(no_nul_json("s", "", r#"{"a":"\\\u0000"}"#).is_err());
+        assert!(!has_nul_json(r#"{"a":"b"}"#));
+        assert!(has_nul_json(r#"{"a":"\\n"}"#) && has_nul_json("a\0b"));
     }
 }

@@ -291,35 +291,35 @@ impl Act {
         }
         let mut msgs = Vec::with_capacity(events.len());
         for msg in events.iter().map(|e| {
-                // `#[action(emit = ...)]` refuses a deprecated version at compile time; a
-                // hand-written handler is checked here, before anything is committed.
-                if is_deprecated(e) {
-                    return Err(ValidationError::new(
-                        e.name(),
-                        "",
-                        format!(
-                            "action `{}` emits `{}`, a deprecated event version (kept only to \
+            // `#[action(emit = ...)]` refuses a deprecated version at compile time; a
+            // hand-written handler is checked here, before anything is committed.
+            if is_deprecated(e) {
+                return Err(ValidationError::new(
+                    e.name(),
+                    "",
+                    format!(
+                        "action `{}` emits `{}`, a deprecated event version (kept only to \
                              read old streams); emit the latest version",
-                            A::NAME,
-                            e.name()
-                        ),
-                    ));
-                }
-                let data = e.to_data().map_err(|err| {
-                    ValidationError::new(e.name(), "", format!("cannot serialize: {err}"))
-                })?;
-                if let Some(path) = too_deep(data.get(), MAX_EVENT_DEPTH) {
-                    return Err(ValidationError::new(
-                        e.name(),
-                        path,
-                        format!(
-                            "payload nests arrays and objects too deep to be read back; at \
+                        A::NAME,
+                        e.name()
+                    ),
+                ));
+            }
+            let data = e.to_data().map_err(|err| {
+                ValidationError::new(e.name(), "", format!("cannot serialize: {err}"))
+            })?;
+            if let Some(path) = too_deep(data.get(), MAX_EVENT_DEPTH) {
+                return Err(ValidationError::new(
+                    e.name(),
+                    path,
+                    format!(
+                        "payload nests arrays and objects too deep to be read back; at \
                              most {MAX_EVENT_DEPTH} levels"
-                        ),
-                    ));
-                }
-                Ok(Message::new(e.name(), data))
-            }) {
+                    ),
+                ));
+            }
+            Ok(Message::new(e.name(), data))
+        }) {
             msgs.push(msg.map_err(ActError::from)?);
         }
         let meta = EventMeta {

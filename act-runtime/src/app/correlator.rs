@@ -61,11 +61,12 @@ fn default_id(ctx: &CorrelationContext<'_>) -> String {
 }
 
 fn push_prefix(out: &mut String, s: &str) {
+    // Bytes, not chars: the bytes of a multi-byte character are never ASCII alphanumeric.
     out.extend(
-        s.chars()
-            .filter(char::is_ascii_alphanumeric)
+        s.bytes()
+            .filter(u8::is_ascii_alphanumeric)
             .take(4)
-            .map(|c| c.to_ascii_lowercase()),
+            .map(|b| char::from(b.to_ascii_lowercase())),
     );
 }
 

@@ -204,9 +204,13 @@ impl Act {
             stream = %target.stream,
             correlation = tracing::field::Empty,
         );
-        self.execute_retrying(&action, &target, &cause)
-            .instrument(span)
-            .await
+        let run = self.execute_retrying(&action, &target, &cause);
+        // No subscriber wants the span: entering and leaving it at each poll is wasted.
+        if span.is_disabled() {
+            run.await
+        } else {
+            run.instrument(span).await
+        }
     }
 
     async fn execute_retrying<A: Handle>(
@@ -285,39 +289,39 @@ impl Act {
                 stored: Vec::new(),
             });
         }
-        let msgs = events
-            .iter()
-            .map(|e| {
-                // `#[action(emit = ...)]` refuses a deprecated version at compile time; a
-                // hand-written handler is checked here, before anything is committed.
-                if is_deprecated(e) {
-                    return Err(ValidationError::new(
-                        e.name(),
-                        "",
-                        format!(
-                            "action `{}` emits `{}`, a deprecated event version (kept only to \
+        let mut msgs = Vec::with_capacity(events.len());
+        for msg in events.iter().map(|e| {
+            // `#[action(emit = ...)]` refuses a deprecated version at compile time; a
+            // hand-written handler is checked here, before anything is committed.
+            if is_deprecated(e) {
+                return Err(ValidationError::new(
+                    e.name(),
+                    "",
+                    format!(
+                        "action `{}` emits `{}`, a deprecated event version (kept only to \
                              read old streams); emit the latest version",
-                            A::NAME,
-                            e.name()
-                        ),
-                    ));
-                }
-                let data = e.to_data().map_err(|err| {
-                    ValidationError::new(e.name(), "", format!("cannot serialize: {err}"))
-                })?;
-                if let Some(path) = too_deep(data.get(), MAX_EVENT_DEPTH) {
-                    return Err(ValidationError::new(
-                        e.name(),
-                        path,
-                        format!(
-                            "payload nests arrays and objects too deep to be read back; at \
+                        A::NAME,
+                        e.name()
+                    ),
+                ));
+            }
+            let data = e.to_data().map_err(|err| {
+                ValidationError::new(e.name(), "", format!("cannot serialize: {err}"))
+            })?;
+            if let Some(path) = too_deep(data.get(), MAX_EVENT_DEPTH) {
+                return Err(ValidationError::new(
+                    e.name(),
+                    path,
+                    format!(
+                        "payload nests arrays and objects too deep to be read back; at \
                              most {MAX_EVENT_DEPTH} levels"
-                        ),
-                    ));
-                }
-                Ok(Message::new(e.name(), data))
-            })
-            .collect::<Result<Vec<_>, ValidationError>>()?;
+                    ),
+                ));
+            }
+            Ok(Message::new(e.name(), data))
+        }) {
+            msgs.push(msg.map_err(ActError::from)?);
+        }
         let meta = EventMeta {
             correlation: match cause.correlation.as_ref().or(target.correlation.as_ref()) {
                 Some(c) => c.clone(),
@@ -340,23 +344,24 @@ impl Act {
             actor: target.actor.clone(),
         };
         check_size(&msgs, &meta, self.inner.max_event_bytes)?;
-        tracing::Span::current().record("correlation", meta.correlation.as_str());
+        let current = tracing::Span::current();
+        if !current.is_disabled() {
+            current.record("correlation", meta.correlation.as_str());
+        }
 
-        let marks = self.marks(stream, &msgs);
+        let work = self.reaction_work(stream, &msgs);
         let commit = tracing::debug_span!("act.commit", stream, events = msgs.len());
-        let committed = match if marks.is_empty() {
-            self.inner
-                .store
-                .commit(stream, &msgs, &meta, expected)
-                .instrument(commit)
-                .await
+        // The store takes the messages and the meta: an in-memory log keeps them as they are.
+        let committing = self
+            .inner
+            .store
+            .commit_owned(stream, msgs, meta, expected, &work.marks);
+        let result = if commit.is_disabled() {
+            committing.await
         } else {
-            self.inner
-                .store
-                .commit_marked(stream, &msgs, &meta, expected, &marks)
-                .instrument(commit)
-                .await
-        } {
+            committing.instrument(commit).await
+        };
+        let committed = match result {
             Ok(c) => c,
             Err(e) => {
                 let e = ActError::from(e);
@@ -372,18 +377,12 @@ impl Act {
         telemetry::committed(<A::State as State>::NAME, committed.len());
         self.emit(&Lifecycle::Committed(&committed));
         // wake the worker when a committed event has drained reactions (static or dynamic)
-        if !marks.is_empty()
-            || (self.inner.reactions.has_dynamic
-                && msgs.iter().any(|m| {
-                    self.inner
-                        .reactions
-                        .dynamic_events
-                        .contains(&m.name.as_str())
-                }))
-        {
+        if !work.marks.is_empty() || work.dynamic {
             self.inner.pipeline.wake();
         }
-        self.run_void_reactions(&committed);
+        if work.void {
+            self.run_void_reactions(&committed);
+        }
 
         let contiguous = committed.first().map(|c| c.version) == Some(snap.version + 1);
         for e in &events {
@@ -397,7 +396,9 @@ impl Act {
         snap.cache_hit = false;
 
         if contiguous {
-            if <A::State as State>::snap(&snap) {
+            if <A::State as State>::snap(&snap)
+                && let Some(meta) = committed.first().map(|c| c.meta.clone())
+            {
                 self.take_snapshot(stream, &mut snap, &meta).await;
             }
             self.cache_set(stream, &snap).await;
@@ -405,22 +406,20 @@ impl Act {
             tracing::error!(stream, error = %Report::new(&err), "cache invalidate failed");
         }
 
-        let (typed, stored) = events
-            .into_iter()
-            .zip(committed)
-            .map(|(data, c)| {
-                let typed = Committed {
-                    id: c.id,
-                    name: c.name,
-                    data,
-                    stream: c.stream,
-                    version: c.version,
-                    created: c.created,
-                    meta: c.meta,
-                };
-                (typed, c.data)
-            })
-            .unzip();
+        let mut typed = Vec::with_capacity(committed.len());
+        let mut stored = Vec::with_capacity(committed.len());
+        for (data, c) in events.into_iter().zip(committed) {
+            typed.push(Committed {
+                id: c.id,
+                name: c.name,
+                data,
+                stream: c.stream,
+                version: c.version,
+                created: c.created,
+                meta: c.meta,
+            });
+            stored.push(c.data);
+        }
         Ok(Executed {
             snapshot: snap,
             events: typed,
@@ -430,21 +429,40 @@ impl Act {
 
     /// The work marks a commit raises: static targets of the committed events' reactions,
     /// each marked at the last event that has work for it.
+    #[cfg(feature = "testing")]
     pub(crate) fn marks(&self, stream: &str, msgs: &[Message]) -> Vec<(usize, Subscription)> {
+        self.reaction_work(stream, msgs).marks
+    }
+
+    /// The reaction work of committing `msgs` to `stream`, from one look-up of each event's
+    /// reactions: the marks to raise, whether a dynamic reaction has work (the worker must
+    /// correlate) and whether a `void` reaction runs.
+    fn reaction_work(&self, stream: &str, msgs: &[Message]) -> Work {
         let reactions = &self.inner.reactions;
-        let mut marks: Vec<(usize, Subscription)> = Vec::new();
+        let mut work = Work {
+            marks: Vec::new(),
+            dynamic: false,
+            void: false,
+        };
         if reactions.is_empty() {
-            return marks;
+            return work;
         }
         for (i, m) in msgs.iter().enumerate() {
-            for sub in reactions.on(&m.name).filter_map(|r| r.mark_for(stream)) {
-                match marks.iter_mut().find(|(_, s)| s.stream == sub.stream) {
-                    Some(slot) => slot.0 = i,
-                    None => marks.push((i, sub)),
+            for r in reactions.on(&m.name) {
+                match r.resolver() {
+                    Resolver::Dynamic => work.dynamic = true,
+                    Resolver::Void => work.void = true,
+                    _ => {}
+                }
+                if let Some(sub) = r.mark_for(stream) {
+                    match work.marks.iter_mut().find(|(_, s)| s.stream == sub.stream) {
+                        Some(slot) => slot.0 = i,
+                        None => work.marks.push((i, sub)),
+                    }
                 }
             }
         }
-        marks
+        work
     }
 
     /// Runs `void` reactions on committed events, in the background, best effort.
@@ -535,6 +553,13 @@ impl Act {
         super::json::validate(entry, &payload)?;
         entry.exec(self, payload, target).await
     }
+}
+
+/// What a commit hands the reactions (see `Act::reaction_work`).
+struct Work {
+    marks: Vec<(usize, Subscription)>,
+    dynamic: bool,
+    void: bool,
 }
 
 /// Whether `e` is a deprecated version of its event (one with a newer `_vN`).

@@ -48,6 +48,11 @@ pub(crate) fn decode<T: DeserializeOwned>(
 /// the outermost counts as 1): the JSON pointer of the first container past the limit, or
 /// `None` when it is at most `max` deep. Linear in the text; allocates only on the way out.
 pub(crate) fn too_deep(json: &str, max: usize) -> Option<String> {
+    // Nearly every payload is well under the limit: a first pass only counts the depth,
+    // and the pointer is only worked out (by the pass below) for one that is over it.
+    if max_depth(json.as_bytes()) <= max {
+        return None;
+    }
     let bytes = json.as_bytes();
     let mut open: Vec<Open> = Vec::new();
     let mut i = 0;
@@ -86,6 +91,30 @@ pub(crate) fn too_deep(json: &str, max: usize) -> Option<String> {
         i += 1;
     }
     None
+}
+
+/// The deepest nesting of arrays and objects in JSON text (strings skipped), without
+/// allocating.
+fn max_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
 }
 
 /// An open container while scanning JSON text: an array at an index, or an object at the

@@ -208,9 +208,13 @@ impl Act {
     ) -> Result<Loaded<S>, ActError> {
         use tracing::Instrument as _;
         let span = tracing::debug_span!("act.load", state = S::NAME, stream);
-        self.load_traced::<S>(stream, options, trust_cache)
-            .instrument(span)
-            .await
+        let load = self.load_traced::<S>(stream, options, trust_cache);
+        // No subscriber wants the span: entering and leaving it at each poll is wasted.
+        if span.is_disabled() {
+            load.await
+        } else {
+            load.instrument(span).await
+        }
     }
 
     async fn load_traced<S: Emits>(
@@ -225,15 +229,8 @@ impl Act {
         }
         let travel = options.is_time_travel();
         let mut snap = Snapshot::<S>::initial();
-        let mut query = Query::stream(stream);
-        // The fold reads names, payloads, versions and ids only.
-        query.skip_meta = true;
-        if travel {
-            query.before = options.before;
-            query.created_before = options.created_before;
-            query.limit = options.limit;
-        } else {
-            query.with_snaps = true;
+        let mut after = None;
+        if !travel {
             match self.inner.cache.get(stream).await {
                 Ok(Some(entry)) => match entry.state.to_state::<S>() {
                     Ok(state) => {
@@ -249,7 +246,7 @@ impl Act {
                                 closed: false,
                             });
                         }
-                        query.after = Some(entry.event_id);
+                        after = Some(entry.event_id);
                     }
                     Err(e) => {
                         tracing::warn!(stream, error = %Report::new(&e), "cached state unreadable; replaying")
@@ -260,6 +257,18 @@ impl Act {
                     tracing::warn!(stream, error = %Report::new(&e), "cache get failed; replaying")
                 }
             }
+        }
+        // Built past the cache: a trusted cache hit reads no events.
+        let mut query = Query::stream(stream);
+        // The fold reads names, payloads, versions and ids only.
+        query.skip_meta = true;
+        if travel {
+            query.before = options.before;
+            query.created_before = options.created_before;
+            query.limit = options.limit;
+        } else {
+            query.with_snaps = true;
+            query.after = after;
         }
         let mut closed = false;
         let mut stale = None;

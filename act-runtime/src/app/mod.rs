@@ -239,7 +239,7 @@ pub fn validate_stream(stream: &str) -> Result<(), ValidationError> {
             "is {} bytes long; at most {MAX_STREAM_LEN}",
             stream.len()
         ))
-    } else if stream.chars().any(char::is_control) {
+    } else if has_control(stream) {
         Some("must not contain control characters (NUL, newline, ...)".to_owned())
     } else {
         None
@@ -247,6 +247,16 @@ pub fn validate_stream(stream: &str) -> Result<(), ValidationError> {
     match problem {
         Some(message) => Err(ValidationError::new("stream", "/stream", message)),
         None => Ok(()),
+    }
+}
+
+/// Whether `s` holds a control character (`char::is_control`), reading ASCII text byte by
+/// byte.
+fn has_control(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_control())
+    } else {
+        s.chars().any(char::is_control)
     }
 }
 

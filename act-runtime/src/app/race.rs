@@ -14,32 +14,52 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// delays another), kept only while an action holds or waits for it.
 #[derive(Default)]
 pub(crate) struct StreamTurns {
-    held: parking_lot::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    held: parking_lot::Mutex<Held>,
 }
+
+/// The turns held or waited for, and a few spare entries (key and lock) of turns given
+/// back, reused for the next stream: taking and giving back a turn allocates nothing.
+#[derive(Default)]
+struct Held {
+    turns: HashMap<String, Arc<Mutex<()>>, foldhash::fast::RandomState>,
+    spare: Vec<(String, Arc<Mutex<()>>)>,
+}
+
+/// How many given-back entries are kept for reuse.
+const SPARE: usize = 16;
 
 /// A stream's turn, given back when dropped.
 pub(crate) struct Turn<'t> {
     turns: &'t StreamTurns,
-    stream: String,
+    stream: &'t str,
+    lock: Arc<Mutex<()>>,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl StreamTurns {
     /// Waits for `stream`'s turn.
-    pub(crate) async fn take(&self, stream: &str) -> Turn<'_> {
+    pub(crate) async fn take<'t>(&'t self, stream: &'t str) -> Turn<'t> {
         let lock = {
             let mut held = self.held.lock();
-            match held.get(stream) {
+            let Held { turns, spare } = &mut *held;
+            match turns.get(stream) {
                 Some(lock) => Arc::clone(lock),
-                None => Arc::clone(held.entry(stream.to_owned()).or_default()),
+                None => {
+                    let (mut key, lock) = spare.pop().unwrap_or_default();
+                    key.clear();
+                    key.push_str(stream);
+                    turns.insert(key, Arc::clone(&lock));
+                    lock
+                }
             }
         };
         // If this wait is cancelled, the clone is dropped and `Drop` below never runs for
         // it: the entry is then removed by the next holder that finds itself the last.
-        let guard = lock.lock_owned().await;
+        let guard = Arc::clone(&lock).lock_owned().await;
         Turn {
             turns: self,
-            stream: stream.to_owned(),
+            stream,
+            lock,
             guard: Some(guard),
         }
     }
@@ -47,7 +67,7 @@ impl StreamTurns {
     /// How many streams have a turn held or waited for.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.held.lock().len()
+        self.held.lock().turns.len()
     }
 }
 
@@ -55,12 +75,20 @@ impl Drop for Turn<'_> {
     fn drop(&mut self) {
         drop(self.guard.take());
         let mut held = self.turns.held.lock();
-        // Only the map still holds it: nobody holds or waits for this stream's turn.
-        if held
-            .get(&self.stream)
-            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        // Only the map and this turn still hold it: nobody else holds or waits for this
+        // stream's turn (a clone is only taken under this lock).
+        if Arc::strong_count(&self.lock) == 2
+            && let Some((key, lock)) = held.turns.remove_entry(self.stream)
         {
-            held.remove(&self.stream);
+            if Arc::ptr_eq(&lock, &self.lock) {
+                if held.spare.len() < SPARE {
+                    held.spare.push((key, lock));
+                }
+            } else {
+                // Not this turn's entry (cannot happen while entries are only removed here,
+                // but never drop someone else's): put it back.
+                held.turns.insert(key, lock);
+            }
         }
     }
 }

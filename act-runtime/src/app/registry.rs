@@ -208,7 +208,7 @@ impl StateEntry {
 /// The checked registry of an app: states, their events and actions, by name.
 pub struct Registry {
     pub(crate) states: Vec<StateEntry>,
-    by_type: HashMap<TypeId, usize>,
+    by_type: HashMap<TypeId, usize, foldhash::fast::RandomState>,
     actions: HashMap<&'static str, (usize, usize)>,
     events: HashMap<&'static str, usize>,
 }
@@ -217,7 +217,7 @@ impl Registry {
     pub(crate) fn build(entries: Vec<StateEntry>) -> Result<Self, BuildError> {
         let mut reg = Registry {
             states: Vec::with_capacity(entries.len()),
-            by_type: HashMap::new(),
+            by_type: HashMap::default(),
             actions: HashMap::new(),
             events: HashMap::new(),
         };

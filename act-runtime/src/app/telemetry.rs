@@ -72,10 +72,48 @@ fn parse_traceparent(text: &str) -> Option<opentelemetry::trace::SpanContext> {
     sc.is_valid().then_some(sc)
 }
 
+/// The metadata the `metrics` macros give this module's counters.
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// The keys of a state's commit counters, built once per state name and process (the
+/// macros build, and allocate, them at every call).
+struct CommitKeys {
+    state: &'static str,
+    commits: metrics::Key,
+    events: metrics::Key,
+}
+
+fn commit_keys(state: &'static str) -> &'static CommitKeys {
+    static KEYS: parking_lot::RwLock<Vec<&'static CommitKeys>> =
+        parking_lot::RwLock::new(Vec::new());
+    let find = |keys: &[&'static CommitKeys]| keys.iter().copied().find(|k| k.state == state);
+    if let Some(k) = find(&KEYS.read()) {
+        return k;
+    }
+    let mut keys = KEYS.write();
+    if let Some(k) = find(&keys) {
+        return k;
+    }
+    // One per state name: a fixed set, so the leak is bounded.
+    let labels = || vec![metrics::Label::new("state", state)];
+    let k: &'static CommitKeys = Box::leak(Box::new(CommitKeys {
+        state,
+        commits: metrics::Key::from_parts("act_commits_total", labels()),
+        events: metrics::Key::from_parts("act_events_committed_total", labels()),
+    }));
+    keys.push(k);
+    k
+}
+
 /// Counts a commit of `events` events on a stream of `state`.
 pub(crate) fn committed(state: &'static str, events: usize) {
-    metrics::counter!("act_commits_total", "state" => state).increment(1);
-    metrics::counter!("act_events_committed_total", "state" => state).increment(events as u64);
+    let keys = commit_keys(state);
+    metrics::with_recorder(|r| {
+        r.register_counter(&keys.commits, &METADATA).increment(1);
+        r.register_counter(&keys.events, &METADATA)
+            .increment(events as u64);
+    });
 }
 
 /// Counts a commit that lost a race.

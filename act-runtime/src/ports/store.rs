@@ -371,6 +371,28 @@ pub trait Store: Send + Sync + 'static {
         Ok(committed)
     }
 
+    /// Commits like [`Store::commit_marked`] (or [`Store::commit`] when `marks` is empty),
+    /// taking the messages and the meta by value: a store that keeps events in memory can
+    /// move them into its log instead of copying them. The result is the same.
+    ///
+    /// The default borrows them and calls [`Store::commit`] or [`Store::commit_marked`], so
+    /// a store (or a wrapper around one) that overrides those needs nothing more.
+    async fn commit_owned(
+        &self,
+        stream: &str,
+        msgs: Vec<Message>,
+        meta: EventMeta,
+        expected_version: Option<Version>,
+        marks: &[(usize, Subscription)],
+    ) -> Result<Vec<Committed>, StoreError> {
+        if marks.is_empty() {
+            self.commit(stream, &msgs, &meta, expected_version).await
+        } else {
+            self.commit_marked(stream, &msgs, &meta, expected_version, marks)
+                .await
+        }
+    }
+
     /// Streams the events selected by `query` to `sink`, in order; returns how many.
     ///
     /// The sink is spelled `for<'e> FnMut(&'e Committed)` on purpose: `#[async_trait]` turns

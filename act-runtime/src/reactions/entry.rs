@@ -192,7 +192,7 @@ impl ReactionEntry {
 #[derive(Debug, Default)]
 pub struct Reactions {
     pub(crate) entries: Vec<ReactionEntry>,
-    by_event: HashMap<&'static str, Vec<usize>>,
+    by_event: HashMap<&'static str, Vec<usize>, foldhash::fast::RandomState>,
     /// Static literal targets, subscribed once at start.
     pub(crate) static_targets: Vec<Subscription>,
     /// Whether any reaction has a dynamic resolver (else correlate never scans).

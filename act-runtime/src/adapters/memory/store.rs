@@ -33,7 +33,7 @@ use regex::Regex;
 use serde_json::value::RawValue;
 
 use super::pattern::{Matcher, MemoMatcher, Patterns, portable};
-use crate::adapters::text::{no_nul_json, no_nul_meta};
+use crate::adapters::text::{has_nul, has_nul_json, no_nul_json, no_nul_meta};
 use crate::error::{ConcurrencyError, StoreError, StreamClosedError, ValidationError};
 use crate::model::{
     Committed, EventId, EventMeta, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version,
@@ -42,6 +42,9 @@ use crate::ports::{
     Clock, Lease, Query, Store, StreamFilter, StreamPosition, Subscribed, Subscription,
     TruncateTarget, Truncated,
 };
+
+/// The log's maps by stream and event name: read at every commit and exact-stream query.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What a query feeds its events to.
 type Sink<'s> = dyn for<'e> FnMut(&'e Committed) + Send + 's;
@@ -105,11 +108,11 @@ struct Log {
     /// name once instead of once per event.
     owners: Vec<u32>,
     /// Each stream's slot in `index`.
-    streams: HashMap<String, u32>,
+    streams: FastMap<String, u32>,
     /// Each stream's index.
     index: Vec<StreamIndex>,
     /// The positions in `events` of each event name, ascending.
-    by_name: HashMap<String, Vec<usize>>,
+    by_name: FastMap<String, Vec<usize>>,
     /// The id of the next event.
     next_id: EventId,
 }
@@ -119,9 +122,9 @@ impl Default for Log {
         Self {
             events: Vec::new(),
             owners: Vec::new(),
-            streams: HashMap::new(),
+            streams: FastMap::default(),
             index: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: FastMap::default(),
             next_id: 1,
         }
     }
@@ -129,7 +132,7 @@ impl Default for Log {
 
 impl Log {
     /// Files the event at position `pos` under its name.
-    fn file_name(by_name: &mut HashMap<String, Vec<usize>>, pos: usize, name: &str) {
+    fn file_name(by_name: &mut FastMap<String, Vec<usize>>, pos: usize, name: &str) {
         match by_name.get_mut(name) {
             Some(positions) => positions.push(pos),
             None => {
@@ -408,7 +411,7 @@ fn validate_stream(target: &str, path: &str, stream: &str) -> Result<(), StoreEr
     if stream.is_empty() {
         return Err(invalid(target, path, "stream name is empty"));
     }
-    if stream.contains('\0') {
+    if has_nul(stream) {
         return Err(invalid(target, path, "stream name contains a NUL byte"));
     }
     Ok(())
@@ -667,6 +670,36 @@ fn scan_pattern(
     }
 }
 
+/// What a commit refuses before it takes the log lock: a bad stream name, bad marks, and
+/// what PostgreSQL cannot store (NUL characters in names, payloads and meta), so the same
+/// input gets the same answer on every store.
+fn check_commit(
+    stream: &str,
+    msgs: &[Message],
+    meta: &EventMeta,
+    marks: &[(usize, Subscription)],
+) -> Result<(), StoreError> {
+    validate_stream("commit", "/stream", stream)?;
+    if !marks.is_empty() {
+        let subs: Vec<Subscription> = marks.iter().map(|(_, s)| s.clone()).collect();
+        validate_subs(&subs)?;
+    }
+    if let Some(i) = msgs.iter().position(|m| has_nul(&m.name)) {
+        return Err(invalid(
+            "commit",
+            format!("/msgs/{i}/name"),
+            "event name contains a NUL byte",
+        ));
+    }
+    for (i, m) in msgs.iter().enumerate() {
+        // The path is only spelled out for a payload that is refused.
+        if has_nul_json(m.data.get()) {
+            no_nul_json("commit", &format!("/msgs/{i}/data"), m.data.get())?;
+        }
+    }
+    no_nul_meta("commit", meta)
+}
+
 impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -728,8 +761,8 @@ impl InMemoryStore {
         self.commit_marked_sync(stream, msgs, meta, expected_version, &[])
     }
 
-    /// Commits `msgs`; then, still under the log lock, raises the mark of each `(i, sub)`
-    /// of `marks` to the id of the `i`-th committed event.
+    /// [`InMemoryStore::commit_owned_sync`] on borrowed messages: checks them first, so a
+    /// refused commit copies nothing.
     fn commit_marked_sync(
         &self,
         stream: &str,
@@ -738,25 +771,33 @@ impl InMemoryStore {
         expected_version: Option<Version>,
         marks: &[(usize, Subscription)],
     ) -> Result<Vec<Committed>, StoreError> {
-        validate_stream("commit", "/stream", stream)?;
-        if !marks.is_empty() {
-            let subs: Vec<Subscription> = marks.iter().map(|(_, s)| s.clone()).collect();
-            validate_subs(&subs)?;
-        }
-        if let Some(i) = msgs.iter().position(|m| m.name.contains('\0')) {
-            return Err(invalid(
-                "commit",
-                format!("/msgs/{i}/name"),
-                "event name contains a NUL byte",
-            ));
-        }
-        // What the SQL stores refuse is refused here too: the same input gets the same
-        // answer on every store.
-        for (i, m) in msgs.iter().enumerate() {
-            no_nul_json("commit", &format!("/msgs/{i}/data"), m.data.get())?;
-        }
-        no_nul_meta("commit", meta)?;
+        check_commit(stream, msgs, meta, marks)?;
+        self.append(stream, msgs.to_vec(), meta.clone(), expected_version, marks)
+    }
 
+    /// Commits `msgs`, moving them and `meta` into the log; then, still under the log lock,
+    /// raises the mark of each `(i, sub)` of `marks` to the id of the `i`-th committed event.
+    fn commit_owned_sync(
+        &self,
+        stream: &str,
+        msgs: Vec<Message>,
+        meta: EventMeta,
+        expected_version: Option<Version>,
+        marks: &[(usize, Subscription)],
+    ) -> Result<Vec<Committed>, StoreError> {
+        check_commit(stream, &msgs, &meta, marks)?;
+        self.append(stream, msgs, meta, expected_version, marks)
+    }
+
+    /// The commit itself, on checked input.
+    fn append(
+        &self,
+        stream: &str,
+        msgs: Vec<Message>,
+        meta: EventMeta,
+        expected_version: Option<Version>,
+        marks: &[(usize, Subscription)],
+    ) -> Result<Vec<Committed>, StoreError> {
         let mut log = self.log.write();
         let Log {
             events,
@@ -807,12 +848,12 @@ impl InMemoryStore {
         let mut out = Vec::with_capacity(msgs.len());
         events.reserve(msgs.len());
         owners.reserve(msgs.len());
-        let meta = Arc::new(meta.clone());
+        let meta = Arc::new(meta);
         for (version, msg) in (actual + 1..).zip(msgs) {
             let e = Committed {
                 id: *next_id,
-                name: msg.name.clone(),
-                data: msg.data.clone(),
+                name: msg.name,
+                data: msg.data,
                 stream: stream.to_owned(),
                 version,
                 created,
@@ -1289,6 +1330,18 @@ impl Store for InMemoryStore {
         marks: &[(usize, Subscription)],
     ) -> Result<Vec<Committed>, StoreError> {
         self.commit_marked_sync(stream, msgs, meta, expected_version, marks)
+    }
+
+    /// Moves the messages and the meta into the log: no copy of them is made.
+    async fn commit_owned(
+        &self,
+        stream: &str,
+        msgs: Vec<Message>,
+        meta: EventMeta,
+        expected_version: Option<Version>,
+        marks: &[(usize, Subscription)],
+    ) -> Result<Vec<Committed>, StoreError> {
+        self.commit_owned_sync(stream, msgs, meta, expected_version, marks)
     }
 
     async fn query(

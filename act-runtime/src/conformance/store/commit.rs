@@ -42,6 +42,7 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "commit_marked: commits and raises the target's mark to the i-th event id" => marked_commit,
         "commit_marked: a conflict writes neither events nor marks" => marked_conflict,
         "commit_marked: keeps the higher existing mark" => marked_keeps_max,
+        "commit_owned: stores, marks and conflicts as commit and commit_marked do" => owned_commit,
         "seed: is idempotent and keeps the data" => seed_idempotent,
         "drop_all: deletes every event, subscription and the checkpoint" => drop_all_clears,
         "drop_all: the store stays usable" => drop_all_usable,
@@ -502,6 +503,51 @@ async fn concurrent_one_wins(s: Arc<dyn Store>) -> Outcome {
         .map(|e| e.version)
         .collect();
     ensure_eq!(versions, [0, 1, 2], "versions");
+    Ok(())
+}
+
+async fn owned_commit(s: Arc<dyn Store>) -> Outcome {
+    let plain = s
+        .commit_owned("o", msgs(&["A", "B"]), meta("c"), Some(-1), &[])
+        .await?;
+    ensure_eq!(
+        plain
+            .iter()
+            .map(|e| (e.stream.as_str(), e.name.as_str(), e.version))
+            .collect::<Vec<_>>(),
+        vec![("o", "A", 0), ("o", "B", 1)],
+        "events returned"
+    );
+    ensure_eq!(plain[0].meta.correlation, "c", "meta attached");
+    let marked = s
+        .commit_owned(
+            "o",
+            msgs(&["C"]),
+            meta("d"),
+            Some(1),
+            &[(0, Subscription::new("owned-target"))],
+        )
+        .await?;
+    ensure_eq!(marked.len(), 1, "marked events committed");
+    let r = must_row(&*s, "owned-target").await?;
+    ensure_eq!(r.correlated_at, Some(marked[0].id), "the target's mark");
+    let stale = s
+        .commit_owned("o", msgs(&["D"]), meta("e"), Some(0), &[])
+        .await;
+    ensure!(
+        matches!(&stale, Err(StoreError::Concurrency(c)) if c.expected == 0 && c.actual == 2),
+        "a stale owned commit conflicts: {stale:?}"
+    );
+    let stored: Vec<(String, i64)> = read(&*s, &Query::stream("o"))
+        .await?
+        .into_iter()
+        .map(|e| (e.name, e.version))
+        .collect();
+    ensure_eq!(
+        stored,
+        vec![("A".into(), 0), ("B".into(), 1), ("C".into(), 2)],
+        "stored as returned"
+    );
     Ok(())
 }
 

@@ -794,3 +794,71 @@ async fn queued_commits_go_as_one_group_and_keep_their_own_answers() {
     s.dispose().await.expect("dispose");
     schemas.drop_all().await;
 }
+
+/// A caller that stops waiting (a timeout drops its future) strands nothing: neither the
+/// one holding the commit slot nor one queued behind it. The commits queued behind them
+/// are sent and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_commit_strands_none_of_the_queue() {
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    let s = Arc::new(
+        PostgresConfig::from_url(&pg_support::url())
+            .expect("URL")
+            .schema(&schema)
+            .pool_size(4)
+            .commit_slots(1)
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    s.seed().await.expect("seed");
+    let mut holder = raw().await;
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query(AssertSqlSafe(format!(
+        "LOCK TABLE \"{schema}\".\"events\" IN EXCLUSIVE MODE"
+    )))
+    .execute(&mut holder)
+    .await
+    .expect("lock");
+    let spawn = |stream: &'static str| {
+        let s = s.clone();
+        tokio::spawn(async move { s.commit(stream, &[msg("E", "{}")], &meta(), None).await })
+    };
+    let lead = spawn("lead");
+    until_a_commit_waits(&schema).await;
+    let dropped = spawn("dropped");
+    let kept: Vec<_> = ["kept-1", "kept-2", "kept-3"]
+        .into_iter()
+        .map(spawn)
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The slot's holder and one queued commit stop waiting.
+    lead.abort();
+    dropped.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("release");
+    for k in kept {
+        let done = tokio::time::timeout(Duration::from_secs(20), k)
+            .await
+            .expect("a queued commit is answered")
+            .expect("task");
+        assert_eq!(done.expect("stored").len(), 1);
+    }
+    // The slot is free again: a new commit goes through.
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        s.commit("after", &[msg("E", "{}")], &meta(), None),
+    )
+    .await
+    .expect("the slot is free")
+    .expect("stored");
+    s.dispose().await.expect("dispose");
+    schemas.drop_all().await;
+}

@@ -640,6 +640,36 @@ async fn throughput() {
     schemas.drop_all().await;
 }
 
+/// A seeded store on `schema` with one commit slot: a second commit in flight queues.
+async fn one_slot_store(schema: &str) -> Arc<PostgresStore> {
+    let s = PostgresConfig::from_url(&pg_support::url())
+        .expect("URL")
+        .schema(schema)
+        .pool_size(4)
+        .commit_slots(1)
+        .connect()
+        .await
+        .expect("connect");
+    s.seed().await.expect("seed");
+    Arc::new(s)
+}
+
+/// A session holding back every insert into `schema`'s log until it rolls back.
+async fn hold_inserts(schema: &str) -> PgConnection {
+    let mut holder = raw().await;
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query(AssertSqlSafe(format!(
+        "LOCK TABLE \"{schema}\".\"events\" IN EXCLUSIVE MODE"
+    )))
+    .execute(&mut holder)
+    .await
+    .expect("lock");
+    holder
+}
+
 /// Waits until a session waits on a lock of `schema`'s log table.
 async fn until_a_commit_waits(schema: &str) {
     let mut conn = raw().await;
@@ -677,17 +707,7 @@ async fn writers(schema: &str, like: &str) -> i64 {
 async fn queued_commits_go_as_one_group_and_keep_their_own_answers() {
     let schemas = Schemas::default();
     let schema = schemas.fresh();
-    let s = Arc::new(
-        PostgresConfig::from_url(&pg_support::url())
-            .expect("URL")
-            .schema(&schema)
-            .pool_size(4)
-            .commit_slots(1)
-            .connect()
-            .await
-            .expect("connect"),
-    );
-    s.seed().await.expect("seed");
+    let s = one_slot_store(&schema).await;
     commit(&s, "behind", 2).await;
     s.commit(
         "closed",
@@ -701,17 +721,7 @@ async fn queued_commits_go_as_one_group_and_keep_their_own_answers() {
     for round in ["a", "b"] {
         // Another session holds every insert back; the first commit takes the only slot
         // and waits on it, the others queue behind it.
-        let mut holder = raw().await;
-        sqlx::query("BEGIN")
-            .execute(&mut holder)
-            .await
-            .expect("begin");
-        sqlx::query(AssertSqlSafe(format!(
-            "LOCK TABLE \"{schema}\".\"events\" IN EXCLUSIVE MODE"
-        )))
-        .execute(&mut holder)
-        .await
-        .expect("lock");
+        let mut holder = hold_inserts(&schema).await;
         let lead = tokio::spawn({
             let s = s.clone();
             async move {
@@ -802,28 +812,8 @@ async fn queued_commits_go_as_one_group_and_keep_their_own_answers() {
 async fn a_dropped_commit_strands_none_of_the_queue() {
     let schemas = Schemas::default();
     let schema = schemas.fresh();
-    let s = Arc::new(
-        PostgresConfig::from_url(&pg_support::url())
-            .expect("URL")
-            .schema(&schema)
-            .pool_size(4)
-            .commit_slots(1)
-            .connect()
-            .await
-            .expect("connect"),
-    );
-    s.seed().await.expect("seed");
-    let mut holder = raw().await;
-    sqlx::query("BEGIN")
-        .execute(&mut holder)
-        .await
-        .expect("begin");
-    sqlx::query(AssertSqlSafe(format!(
-        "LOCK TABLE \"{schema}\".\"events\" IN EXCLUSIVE MODE"
-    )))
-    .execute(&mut holder)
-    .await
-    .expect("lock");
+    let s = one_slot_store(&schema).await;
+    let mut holder = hold_inserts(&schema).await;
     let spawn = |stream: &'static str| {
         let s = s.clone();
         tokio::spawn(async move { s.commit(stream, &[msg("E", "{}")], &meta(), None).await })

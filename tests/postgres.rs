@@ -207,6 +207,8 @@ async fn nul_bytes_are_validation_errors_naming_the_stream() {
             },
         ),
         ("cart\0-1", msg("E", "{}"), meta()),
+        // Not a NUL, but a value PostgreSQL refuses all the same: a number beyond `numeric`.
+        ("cart-1", msg("E", r#"{"n":1e1000000}"#), meta()),
     ];
     for (stream, m, meta) in cases {
         let err = s

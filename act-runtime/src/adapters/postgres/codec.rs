@@ -13,8 +13,8 @@ use crate::ports::{Lease, StreamMatch, StreamPosition};
 
 /// SQLSTATEs of values PostgreSQL refuses: `22P05` untranslatable character (`\u0000` in
 /// `jsonb`), `22021` a NUL byte in text, `22P02` invalid text representation (bad JSON),
-/// `54000` a value too large.
-const REFUSED_VALUES: &[&str] = &["22P05", "22021", "22P02", "54000"];
+/// `54000` a value too large, `22003` a number out of range (beyond `numeric` in `jsonb`).
+const REFUSED_VALUES: &[&str] = &["22P05", "22021", "22P02", "54000", "22003"];
 /// SQLSTATEs worth one more try: deadlock, serialization failure.
 const TRANSIENT: &[&str] = &["40P01", "40001"];
 

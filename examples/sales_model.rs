@@ -79,6 +79,8 @@ pub struct SalesByDay {
     /// A pause before each batch applied to the next copy (to watch a rebuild, or to stop
     /// one halfway in a test).
     pub pace: Duration,
+    /// Whether `db` is SQLite: its write transactions take the write lock up front.
+    sqlite: bool,
 }
 
 impl SalesByDay {
@@ -96,18 +98,31 @@ impl SalesByDay {
         )
         .execute(&db)
         .await?;
-        let mut tx = db.begin().await?;
-        create(&mut tx, LIVE, false).await?;
-        tx.commit().await?;
-        Ok(Self {
+        let model = Self {
             db,
             pace: Duration::ZERO,
-        })
+            sqlite: url.starts_with("sqlite:"),
+        };
+        let mut tx = model.write().await?;
+        create(&mut tx, LIVE, false).await?;
+        tx.commit().await?;
+        Ok(model)
+    }
+
+    /// A write transaction. On SQLite it begins `IMMEDIATE`: a deferred one that reads
+    /// first fails at once with "database is locked" when another process (a rebuild
+    /// elsewhere) wrote meanwhile, where an immediate one waits its turn.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
+        if self.sqlite {
+            self.db.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.db.begin().await
+        }
     }
 
     /// Drops both copies and their checkpoints: a fresh model.
     pub async fn drop_all(&self) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write().await?;
         for t in [LIVE, NEXT] {
             sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
                 .execute(&mut *tx)
@@ -194,7 +209,7 @@ impl Projection for SalesByDay {
                 NEXT
             }
         };
-        let mut tx = self.db.begin().await.map_err(retry)?;
+        let mut tx = self.write().await.map_err(retry)?;
         let checkpoint: Option<i64> =
             sqlx::query("SELECT position FROM projection_checkpoints WHERE name = $1")
                 .bind(table)
@@ -236,7 +251,7 @@ impl Projection for SalesByDay {
     }
 
     async fn clear_next(&self) -> Result<(), ReactionError> {
-        let mut tx = self.db.begin().await.map_err(retry)?;
+        let mut tx = self.write().await.map_err(retry)?;
         create(&mut tx, NEXT, true).await.map_err(retry)?;
         sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
             .bind(NEXT)
@@ -247,7 +262,7 @@ impl Projection for SalesByDay {
     }
 
     async fn promote_next(&self) -> Result<(), ReactionError> {
-        let mut tx = self.db.begin().await.map_err(retry)?;
+        let mut tx = self.write().await.map_err(retry)?;
         for sql in [
             format!("DROP TABLE IF EXISTS {LIVE}"),
             format!("ALTER TABLE {NEXT} RENAME TO {LIVE}"),

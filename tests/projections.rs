@@ -526,8 +526,12 @@ async fn rebuild_child() {
             println!("filling {}", p.position);
         }
     });
-    let _ = app.rebuild(SalesByDay::NAME, options).await;
-    println!("finished");
+    // The parent kills this process halfway; an error before that is printed for its
+    // assertion message.
+    match app.rebuild(SalesByDay::NAME, options).await {
+        Ok(_) => println!("finished"),
+        Err(e) => println!("finished with error: {}", act_runtime::error::chain(&e)),
+    }
 }
 
 fn rows_of(by_day: &BTreeMap<String, (f64, i64)>) -> Vec<DayRow> {
@@ -574,27 +578,29 @@ async fn a_rebuild_killed_halfway_leaves_the_live_model_served_and_correct() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let halfway = tokio::task::spawn_blocking(move || {
         let mut fills = 0;
+        let mut seen = Vec::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
             if line.starts_with("filling") {
                 fills += 1;
                 if fills == 2 {
-                    return true;
+                    return Ok(());
                 }
             }
             if line.starts_with("finished") {
-                return false;
+                seen.push(line);
+                return Err(seen);
             }
+            seen.push(line);
         }
-        false
+        Err(seen)
     });
     // the live model is served and fed while the child rebuilds
     check_out(&app, 60..64).await;
     settle(&app).await;
-    assert!(
-        halfway.await.unwrap(),
-        "the child reached the middle of its rebuild"
-    );
+    if let Err(seen) = halfway.await.unwrap() {
+        panic!("the child did not reach the middle of its rebuild; it printed {seen:#?}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -809,7 +809,7 @@ async fn queued_commits_go_as_one_group_and_keep_their_own_answers() {
 
 /// A caller that stops waiting (a timeout drops its future) strands nothing: neither the
 /// one holding the commit slot nor one queued behind it. The commits queued behind them
-/// are sent and answered.
+/// are sent and answered; the queued one whose caller left is not sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dropped_commit_strands_none_of_the_queue() {
     let schemas = Schemas::default();
@@ -828,9 +828,11 @@ async fn a_dropped_commit_strands_none_of_the_queue() {
         .map(spawn)
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // The slot's holder and one queued commit stop waiting.
-    lead.abort();
+    // One queued commit stops waiting, then the slot's holder does (which hands the queue
+    // to a drain at once).
     dropped.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lead.abort();
     tokio::time::sleep(Duration::from_millis(100)).await;
     sqlx::query("ROLLBACK")
         .execute(&mut holder)
@@ -843,6 +845,8 @@ async fn a_dropped_commit_strands_none_of_the_queue() {
             .expect("task");
         assert_eq!(done.expect("stored").len(), 1);
     }
+    // The queued commit whose caller stopped waiting was never sent.
+    assert!(ids(&s, &Query::stream("dropped")).await.is_empty());
     // The slot is free again: a new commit goes through.
     tokio::time::timeout(
         Duration::from_secs(20),

@@ -13,7 +13,8 @@
 //! every commit in it with that error — as one commit would, nothing half-written.
 //!
 //! The queue is drained by a spawned task, so a caller that stops waiting (a timeout)
-//! never strands the commits queued behind it.
+//! never strands the commits queued behind it; a queued commit whose caller stopped
+//! waiting before it was sent is dropped unsent.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -225,6 +226,12 @@ async fn drain(slot: Slot) {
             let mut group = Vec::new();
             let mut bytes = 0;
             while let Some(next) = state.queue.front() {
+                // A caller that stopped waiting before its commit was sent: not sent at
+                // all, as when it is dropped before a lone commit's statement goes out.
+                if next.reply.is_closed() {
+                    state.queue.pop_front();
+                    continue;
+                }
                 if !group.is_empty()
                     && (group.len() == GROUP_COMMITS || bytes + next.commit.bytes() > GROUP_BYTES)
                 {

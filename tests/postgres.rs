@@ -746,6 +746,21 @@ async fn queued_commits_go_as_one_group_and_keep_their_own_answers() {
                 .await
             }));
         }
+        // A commit with a reaction mark on its second event.
+        let marked = tokio::spawn({
+            let s = s.clone();
+            let mark = Subscription::new(format!("mark-{round}"));
+            async move {
+                s.commit_marked(
+                    &format!("m{round}"),
+                    &[msg("E", "{}"), msg("F", "{}")],
+                    &meta(),
+                    None,
+                    &[(1, mark)],
+                )
+                .await
+            }
+        });
         let conflict = tokio::spawn({
             let s = s.clone();
             async move {
@@ -780,6 +795,20 @@ async fn queued_commits_go_as_one_group_and_keep_their_own_answers() {
                 vec![0, 1]
             );
         }
+        let marked = marked.await.expect("task").expect("the marked commit");
+        let rows = s
+            .query_streams(&StreamFilter::default())
+            .await
+            .expect("rows");
+        let row = rows
+            .iter()
+            .find(|r| r.stream == format!("mark-{round}"))
+            .expect("the mark's target row");
+        assert_eq!(
+            row.correlated_at,
+            Some(marked[1].id),
+            "the mark rode in the group"
+        );
         match conflict.await.expect("task") {
             Err(StoreError::Concurrency(c)) => {
                 assert_eq!((c.stream.as_str(), c.expected, c.actual), ("behind", 0, 1));

@@ -52,6 +52,7 @@
 //! # }).unwrap();
 //! ```
 
+mod checkpoint;
 mod codec;
 mod engine;
 mod events;
@@ -75,6 +76,7 @@ use crate::ports::{
     Lease, Query, Store, StreamFilter, StreamPosition, Subscribed, Subscription, TruncateTarget,
     Truncated,
 };
+use checkpoint::Checkpointer;
 use engine::Engine;
 
 /// How long a connection waits for another process's lock before failing.
@@ -83,6 +85,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const READERS: usize = 4;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
+/// The page size of a new file. A commit writes one page of the write-ahead log per b-tree
+/// it changes (the log, each index), and the checkpoint copies them back: with half of
+/// SQLite's default 4 KiB, a commit costs about a sixth less, a long read about a tenth
+/// more. A file keeps the page size it was created with.
+const PAGE_SIZE: i64 = 2048;
 
 /// When a commit is durable (SQLite's `synchronous` in WAL mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,6 +109,8 @@ pub enum Durability {
 /// Cheap to share: wrap it in an `Arc` (it is `Send + Sync`).
 pub struct SqliteStore {
     engine: Engine,
+    /// A file's checkpoint thread (none in memory: no write-ahead log).
+    checkpointer: Option<Checkpointer>,
     in_memory: bool,
     disposed: AtomicBool,
 }
@@ -182,20 +191,40 @@ impl SqliteStore {
 
     async fn start(location: Location, durability: Durability) -> Result<Self, StoreError> {
         let in_memory = matches!(location, Location::Memory);
-        let engine = match location {
-            Location::Memory => Engine::start(open_memory, 0, || unreachable!()).await?,
+        let (engine, checkpointer) = match location {
+            Location::Memory => (
+                Engine::start(open_memory, 0, || unreachable!()).await?,
+                None,
+            ),
             Location::File { path, uri } => {
-                let reader_path = path.clone();
-                Engine::start(
-                    move || open_writer(&path, uri, durability),
+                let signal = Arc::new(checkpoint::Signal::default());
+                let writer_signal = Arc::clone(&signal);
+                let (reader_path, checkpoint_path) = (path.clone(), path.clone());
+                let engine = Engine::start(
+                    move || {
+                        let conn = open_writer(&path, uri, durability)?;
+                        checkpoint::install(&conn, writer_signal);
+                        Ok(conn)
+                    },
                     READERS,
                     move || open_reader(&reader_path, uri),
                 )
-                .await?
+                .await?;
+                let checkpointer =
+                    Checkpointer::start(signal, move || open_checkpointer(&checkpoint_path, uri))
+                        .await;
+                match checkpointer {
+                    Ok(checkpointer) => (engine, Some(checkpointer)),
+                    Err(e) => {
+                        engine.close().await;
+                        return Err(e);
+                    }
+                }
             }
         };
         let store = Self {
             engine,
+            checkpointer,
             in_memory,
             disposed: AtomicBool::new(false),
         };
@@ -245,6 +274,9 @@ fn open_writer(path: &Path, uri: bool, durability: Durability) -> Result<Connect
     let err = codec::backend("open");
     let conn = Connection::open_with_flags(path, flags(uri)).map_err(&err)?;
     tune(&conn).map_err(&err)?;
+    // Only a file with no page yet takes it (before the switch to WAL); others keep theirs.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)
+        .map_err(&err)?;
     // Read back: a read-only file or a memory URI stays in its own journal mode.
     let _: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
@@ -255,6 +287,13 @@ fn open_writer(path: &Path, uri: bool, durability: Durability) -> Result<Connect
     };
     conn.pragma_update(None, "synchronous", synchronous)
         .map_err(&err)?;
+    Ok(conn)
+}
+
+fn open_checkpointer(path: &Path, uri: bool) -> Result<Connection, StoreError> {
+    let err = codec::backend("open");
+    let conn = Connection::open_with_flags(path, flags(uri)).map_err(&err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
     Ok(conn)
 }
 
@@ -440,6 +479,9 @@ impl Store for SqliteStore {
     async fn dispose(&self) -> Result<(), StoreError> {
         if self.disposed.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close().await;
         }
         self.engine.close().await;
         Ok(())

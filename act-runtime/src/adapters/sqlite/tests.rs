@@ -297,8 +297,10 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
              VALUES ('Old', '{\"v\":1}', 'legacy', 0, 0)",
             "CREATE TABLE streams (stream TEXT PRIMARY KEY, source TEXT, at INTEGER DEFAULT -1)",
             "INSERT INTO streams (stream) VALUES ('old-target')",
-            // version 2's index on the time of commit, dropped by version 3
+            // version 2's index on the time of commit, dropped by version 3, and the index
+            // on the event name, dropped by version 4
             "CREATE INDEX events_created_id ON events (created, id)",
+            "CREATE INDEX events_name ON events (name)",
             "PRAGMA user_version = 2",
         ] {
             conn.execute(sql, []).unwrap();
@@ -314,7 +316,6 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
             indexes_of(&conn, "events"),
             [
                 "events_correlation",
-                "events_name",
                 "events_snapshots",
                 "events_stream_version"
             ]
@@ -323,6 +324,11 @@ async fn seed_is_idempotent_and_upgrades_an_old_schema() {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, schema::VERSION);
+        // A file keeps the page size it was made with.
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        assert_eq!(page_size, 4096);
     }
     let old = read(&store, &Query::stream("legacy")).await;
     assert_eq!(old.len(), 1);
@@ -956,4 +962,75 @@ async fn reads_of_one_stream_seek_past_the_cached_event_or_the_snapshot() {
         );
         assert!(!plan.contains("TEMP B-TREE"), "{query:?} sorts:\n{plan}");
     }
+}
+
+/// The write-ahead log's size in pages, from its file (its header, then a header and a
+/// page per frame); the file keeps its size when the log restarts, so this is the most the
+/// log ever held.
+fn wal_pages(db: &TempDb) -> u64 {
+    let mut p = db.0.clone().into_os_string();
+    p.push("-wal");
+    let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    len.saturating_sub(32) / (PAGE_SIZE as u64 + 24)
+}
+
+#[tokio::test]
+async fn checkpoints_run_beside_the_writer_and_the_log_stays_bounded() {
+    let db = TempDb::new("checkpoint");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let page_size = |conn: &Connection| -> i64 {
+        conn.pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(page_size(&Connection::open(&db.0).unwrap()), PAGE_SIZE);
+    let file_len = || std::fs::metadata(&db.0).unwrap().len();
+    let before = file_len();
+    // Each commit: a 3 KiB payload (overflow pages) and the log's and indexes' pages.
+    let payload = serde_json::json!({ "blob": "x".repeat(3000) });
+    let mut commits = 0;
+    while wal_pages(&db) < checkpoint::BACKGROUND_AT as u64 + 50 {
+        store
+            .commit(
+                &format!("s-{}", commits % 10),
+                &[msg("A", payload.clone())],
+                &meta("c"),
+                None,
+            )
+            .await
+            .unwrap();
+        commits += 1;
+    }
+    // Below the writer's own threshold, only the checkpoint thread copies pages back.
+    let copied = async {
+        while file_len() <= before {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), copied)
+        .await
+        .expect("the checkpoint thread copied the log into the file");
+    // Many times the writer's threshold of pages later, the log has restarted each time.
+    for i in 0..commits * 8 {
+        store
+            .commit(
+                &format!("s-{}", i % 10),
+                &[msg("A", payload.clone())],
+                &meta("c"),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let most = wal_pages(&db);
+    assert!(
+        most < checkpoint::INLINE_AT as u64 + 100,
+        "the log grew to {most} pages"
+    );
+    let all = read(&store, &Query::all()).await;
+    assert_eq!(all.len(), commits * 9);
+    store.dispose().await.unwrap();
+    // Reopened: every commit is there.
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    assert_eq!(read(&store, &Query::all()).await.len(), commits * 9);
+    store.dispose().await.unwrap();
 }

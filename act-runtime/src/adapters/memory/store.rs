@@ -33,7 +33,7 @@ use regex::Regex;
 use serde_json::value::RawValue;
 
 use super::pattern::{Matcher, MemoMatcher, Patterns, portable};
-use crate::adapters::text::{has_nul, has_nul_json, no_nul_json, no_nul_meta};
+use crate::adapters::text::{has_nul, has_nul_json, no_nul_json, no_nul_meta, numbers_fit};
 use crate::error::{ConcurrencyError, StoreError, StreamClosedError, ValidationError};
 use crate::model::{
     Committed, EventId, EventMeta, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version,
@@ -696,6 +696,7 @@ fn check_commit(
         if has_nul_json(m.data.get()) {
             no_nul_json("commit", &format!("/msgs/{i}/data"), m.data.get())?;
         }
+        numbers_fit("commit", &format!("/msgs/{i}/data"), m.data.get())?;
     }
     no_nul_meta("commit", meta)
 }

@@ -42,7 +42,7 @@ pub(crate) fn now() -> DateTime<Utc> {
     from_micros(micros(Utc::now()))
 }
 
-pub(crate) use crate::adapters::text::{no_nul, no_nul_json};
+pub(crate) use crate::adapters::text::{no_nul, no_nul_json, numbers_fit};
 
 /// Maps an SQLite error for `operation`.
 pub(crate) fn backend(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {

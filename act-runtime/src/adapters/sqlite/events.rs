@@ -6,7 +6,9 @@ use std::sync::Arc;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::codec::{self, backend, is_unique_violation, micros, micros_ceil, no_nul, no_nul_json};
+use super::codec::{
+    self, backend, is_unique_violation, micros, micros_ceil, no_nul, no_nul_json, numbers_fit,
+};
 use super::pattern::{self, Cond};
 use crate::error::{ConcurrencyError, StoreError, StreamClosedError, ValidationError};
 use crate::model::{Committed, EventMeta, Message, SNAPSHOT_EVENT, TOMBSTONE_EVENT, Version};
@@ -25,6 +27,7 @@ pub(crate) fn validate_commit(
     for (i, m) in msgs.iter().enumerate() {
         no_nul("commit", &format!("/msgs/{i}/name"), &m.name)?;
         no_nul_json("commit", &format!("/msgs/{i}/data"), m.data.get())?;
+        numbers_fit("commit", &format!("/msgs/{i}/data"), m.data.get())?;
     }
     no_nul_json("commit", "/meta", meta_json)
 }
@@ -278,6 +281,7 @@ pub(crate) fn truncate(
             serde_json::to_string(&t.meta).map_err(|e| StoreError::backend("truncate", e))?;
         if let Some(s) = &t.snapshot {
             no_nul_json("truncate", &format!("/{i}/snapshot"), s.get())?;
+            numbers_fit("truncate", &format!("/{i}/snapshot"), s.get())?;
         }
         no_nul_json("truncate", &format!("/{i}/meta"), &meta_json)?;
         seeds.push(meta_json);

@@ -35,6 +35,7 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "commit: a NUL in the stream name is rejected, nothing written" => nul_stream_rejected,
         "commit: a NUL in an event name is rejected, nothing written" => nul_name_rejected,
         "commit: a NUL in a payload string (`\\u0000`) is rejected, nothing written" => nul_data_rejected,
+        "commit: a number PostgreSQL cannot store (`1e131072`, `1e-16384`) is rejected, nothing written" => huge_number_rejected,
         "commit: a NUL in the meta is rejected, nothing written" => nul_meta_rejected,
         "commit: stream names are case-sensitive" => streams_case_sensitive,
         "commit: a large batch commits whole with contiguous versions" => large_batch,
@@ -418,6 +419,30 @@ async fn nul_data_rejected(s: Arc<dyn Store>) -> Outcome {
         "only the batch without a NUL is written"
     );
     ensure_eq!(ok[0].stream, "t", "the escaped backslash commits");
+    Ok(())
+}
+
+async fn huge_number_rejected(s: Arc<dyn Store>) -> Outcome {
+    let raw = |data: &str| {
+        serde_json::value::RawValue::from_string(data.to_owned()).map_err(|e| Fail(e.to_string()))
+    };
+    for data in ["{\"a\":1e131072}", "[1e-16384]", "{\"a\":[0,-1e1000000]}"] {
+        let mut batch = msgs(&["ok"]);
+        batch.push(Message::new("Huge", raw(data)?));
+        expect_invalid(
+            s.commit("s", &batch, &meta("c"), None).await,
+            "number out of range",
+        )?;
+    }
+    // The largest and the finest numbers `numeric` keeps, and digits inside a string.
+    let fine = raw("{\"a\":1e131071,\"b\":1e-16383,\"c\":\"1e999999\"}")?;
+    s.commit("t", &[Message::new("Fine", fine)], &meta("c"), None)
+        .await?;
+    ensure_eq!(
+        read(&*s, &Query::all()).await?.len(),
+        1,
+        "only the batch whose numbers fit is written"
+    );
     Ok(())
 }
 

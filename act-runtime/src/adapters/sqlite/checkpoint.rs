@@ -24,6 +24,7 @@ use rusqlite::Connection;
 use rusqlite::hooks::{CheckpointMode, Wal};
 use tokio::sync::oneshot;
 
+use super::engine::open_reporting;
 use crate::error::StoreError;
 
 /// Log pages at which a commit wakes the checkpoint thread (SQLite's own checkpoint size).
@@ -133,15 +134,8 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("act-sqlite-checkpoint".to_owned())
             .spawn(move || {
-                let conn = match open() {
-                    Ok(conn) => {
-                        let _ = opened_tx.send(Ok(()));
-                        conn
-                    }
-                    Err(e) => {
-                        let _ = opened_tx.send(Err(e));
-                        return;
-                    }
+                let Some(conn) = open_reporting(open, opened_tx) else {
+                    return;
                 };
                 while thread_signal.next() {
                     let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));

@@ -190,15 +190,8 @@ fn spawn(
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            let mut conn = match open() {
-                Ok(conn) => {
-                    let _ = opened_tx.send(Ok(()));
-                    conn
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                    return;
-                }
+            let Some(mut conn) = open_reporting(open, opened_tx) else {
+                return;
             };
             let watch = Watch::default();
             loop {
@@ -222,6 +215,24 @@ fn spawn(
         .map_err(|e| StoreError::backend("open", e))?;
     exits.push(exit);
     Ok(Spawned { lane: tx, opened })
+}
+
+/// Opens a connection thread's connection with `open`, on that thread, and reports the
+/// outcome to the caller waiting on `opened`: `None` when it failed.
+pub(crate) fn open_reporting(
+    open: impl FnOnce() -> Result<Connection, StoreError>,
+    opened: oneshot::Sender<Result<(), StoreError>>,
+) -> Option<Connection> {
+    match open() {
+        Ok(conn) => {
+            let _ = opened.send(Ok(()));
+            Some(conn)
+        }
+        Err(e) => {
+            let _ = opened.send(Err(e));
+            None
+        }
+    }
 }
 
 /// The writer's next job: watched for while `watch` says it pays, then waited for.

@@ -987,17 +987,18 @@ async fn checkpoints_run_beside_the_writer_and_the_log_stays_bounded() {
     let before = file_len();
     // Each commit: a 3 KiB payload (overflow pages) and the log's and indexes' pages.
     let payload = serde_json::json!({ "blob": "x".repeat(3000) });
+    let commit = |i: usize| {
+        let (store, event) = (&store, msg("A", payload.clone()));
+        async move {
+            store
+                .commit(&format!("s-{}", i % 10), &[event], &meta("c"), None)
+                .await
+                .unwrap();
+        }
+    };
     let mut commits = 0;
     while wal_pages(&db) < checkpoint::BACKGROUND_AT as u64 + 50 {
-        store
-            .commit(
-                &format!("s-{}", commits % 10),
-                &[msg("A", payload.clone())],
-                &meta("c"),
-                None,
-            )
-            .await
-            .unwrap();
+        commit(commits).await;
         commits += 1;
     }
     // Below the writer's own threshold, only the checkpoint thread copies pages back.
@@ -1011,15 +1012,7 @@ async fn checkpoints_run_beside_the_writer_and_the_log_stays_bounded() {
         .expect("the checkpoint thread copied the log into the file");
     // Many times the writer's threshold of pages later, the log has restarted each time.
     for i in 0..commits * 8 {
-        store
-            .commit(
-                &format!("s-{}", i % 10),
-                &[msg("A", payload.clone())],
-                &meta("c"),
-                None,
-            )
-            .await
-            .unwrap();
+        commit(i).await;
     }
     let most = wal_pages(&db);
     assert!(

@@ -75,6 +75,7 @@ on_every_store!(
     a_blocked_reason_names_the_cause_of_a_store_failure_once,
     a_panicking_handler_is_a_failure_with_its_message,
     an_incoming_correlation_id_is_kept_through_reaction_hops,
+    settle_now_waits_for_the_drain_pass_already_running,
 );
 
 /// Polls `check` until it holds (or fails after `within`).
@@ -966,5 +967,71 @@ async fn the_worker_survives_failed_claims_and_reports_settled() {
         settled.load(Ordering::SeqCst) == 2
     })
     .await;
+    app.shutdown().await.unwrap();
+}
+
+// ---- settle_now and a pass already running ----------------------------------------------
+
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+static ENTERED: AtomicUsize = AtomicUsize::new(0);
+
+#[reaction(on = LedgerEvent::Recorded, to = _this_, timeout_ms = 60000)]
+async fn gated(e: &Committed<LedgerEvent>, _: &Scope) -> Result<(), ReactionError> {
+    ENTERED.fetch_add(1, Ordering::SeqCst);
+    // Each opening lets one handler through (a permit is not given back).
+    GATE.acquire().await.map_err(|e| e.to_string())?.forget();
+    handled(&e.stream, e.id);
+    Ok(())
+}
+
+async fn settle_now_waits_for_the_drain_pass_already_running(kind: Kind) {
+    // the statics are shared by both store variants: run them one after the other
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = SERIAL.lock().await;
+    ENTERED.store(0, Ordering::SeqCst);
+    let (store, _) = store(kind, "gated").await;
+    let app = act()
+        .with_store_arc(store)
+        .with_state::<Ledger>()
+        .with_reaction(gated)
+        .build()
+        .unwrap();
+    let stream = tag(kind, "gated-1");
+    let id = app
+        .execute(Record { line: "x".into() }, Target::new(&stream, actor()))
+        .await
+        .unwrap()
+        .events[0]
+        .id;
+    // Another pass of this app (a worker's, the background settle's) holds the handler.
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { app.drain(DrainOptions::default()).await }
+    });
+    eventually(
+        Duration::from_secs(10),
+        "the first pass runs the handler",
+        || async { ENTERED.load(Ordering::SeqCst) == 1 },
+    )
+    .await;
+    let settle = tokio::spawn({
+        let app = app.clone();
+        async move { app.settle_now(SettleOptions::default()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if settle.is_finished() {
+        panic!(
+            "settle_now returned while the event was still being handled: {:?}",
+            settle.await.unwrap()
+        );
+    }
+    GATE.add_permits(1);
+    settle.await.unwrap().unwrap();
+    assert_eq!(
+        handled_on(&stream),
+        [id],
+        "handled when settle_now returned"
+    );
+    assert_eq!(first.await.unwrap().unwrap().acked.len(), 1);
     app.shutdown().await.unwrap();
 }

@@ -154,10 +154,32 @@ impl Act {
     pub async fn drain(&self, options: DrainOptions) -> Result<DrainSummary, ActError> {
         self.check_live()?;
         self.init_reactions().await?;
-        let pipeline = &self.inner.pipeline;
-        let Ok(_pass) = pipeline.drain_lock.try_lock() else {
+        let Ok(pass) = self.inner.pipeline.drain_lock.try_lock() else {
             return Ok(DrainSummary::default());
         };
+        self.drain_pass(options, pass).await
+    }
+
+    /// [`Act::drain`], but a pass of this app already running is waited for, then this one
+    /// runs: what the other pass was handling is done when it returns.
+    pub(super) async fn drain_after_others(
+        &self,
+        options: DrainOptions,
+    ) -> Result<DrainSummary, ActError> {
+        self.check_live()?;
+        self.init_reactions().await?;
+        let pass = self.inner.pipeline.drain_lock.lock().await;
+        self.check_live()?;
+        self.drain_pass(options, pass).await
+    }
+
+    /// One pass, holding the app's drain lock (`_pass`).
+    async fn drain_pass(
+        &self,
+        options: DrainOptions,
+        _pass: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Result<DrainSummary, ActError> {
+        let pipeline = &self.inner.pipeline;
         let leases = self.claim_leases(options.stream_limit, &options).await?;
         let mut summary = DrainSummary::default();
         if leases.is_empty() {

@@ -113,8 +113,11 @@ impl Act {
     }
 
     /// Runs correlate → drain passes until one makes no progress (or `max_passes`), and
-    /// returns everything they did. What [`Act::settle`] runs in the background. Retries
-    /// scheduled with a backoff are not waited for: [`Act::start`] runs them when due.
+    /// returns everything they did. What [`Act::settle`] runs in the background. A drain
+    /// pass of this app already running (the background settle's, the worker's) is waited
+    /// for before each of its own, so the events that pass was handling are handled when
+    /// this returns. Retries scheduled with a backoff are not waited for: [`Act::start`]
+    /// runs them when due.
     pub async fn settle_now(&self, options: SettleOptions) -> Result<DrainSummary, ActError> {
         self.check_live()?;
         let mut total = DrainSummary::default();
@@ -123,7 +126,7 @@ impl Act {
             passes += 1;
             let before = self.inner.pipeline.checkpoint();
             let c = self.correlate(options.correlate_limit).await?;
-            let d = self.drain(options.drain).await?;
+            let d = self.drain_after_others(options.drain).await?;
             let progressed = c.subscribed > 0 || c.last_id != before || d.progressed();
             total.absorb(d);
             if !progressed {

@@ -1003,7 +1003,7 @@ async fn settle_now_waits_for_the_drain_pass_already_running(kind: Kind) {
         .unwrap()
         .events[0]
         .id;
-    // Another pass of this app (a worker's, the background settle's) holds the handler.
+    // Another pass of this app (another drain call, the background settle) holds the handler.
     let first = tokio::spawn({
         let app = app.clone();
         async move { app.drain(DrainOptions::default()).await }

@@ -114,10 +114,11 @@ impl Act {
 
     /// Runs correlate → drain passes until one makes no progress (or `max_passes`), and
     /// returns everything they did. What [`Act::settle`] runs in the background. A drain
-    /// pass of this app already running (the background settle's, the worker's) is waited
-    /// for before each of its own, so the events that pass was handling are handled when
-    /// this returns. Retries scheduled with a backoff are not waited for: [`Act::start`]
-    /// runs them when due.
+    /// pass of this app already running (the background settle's, another [`Act::drain`]
+    /// call's) is waited for before each of its own, so the events that pass was handling
+    /// are handled when this returns. The leases a running [`Act::start`] worker holds are
+    /// not waited for. Retries scheduled with a backoff are not waited for: the worker runs
+    /// them when due.
     pub async fn settle_now(&self, options: SettleOptions) -> Result<DrainSummary, ActError> {
         self.check_live()?;
         let mut total = DrainSummary::default();

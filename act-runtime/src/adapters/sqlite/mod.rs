@@ -16,9 +16,10 @@
 //!   a pool of reader threads, each seeing the last committed state; a query streams its rows
 //!   to the caller in chunks while it reads, and a query over one stream walks the
 //!   `(stream, version)` index.
-//! * **Commits never checkpoint.** A checkpoint thread with its own connection copies the
-//!   write-ahead log back into the file beside the writer (see `checkpoint.rs`). New files
-//!   use 2 KiB pages; a file keeps the page size it was made with.
+//! * **Checkpoints beside the writer.** A checkpoint thread with its own connection copies
+//!   the write-ahead log back into the file while the writer goes on; only the commit that
+//!   brings the log to 4,000 pages copies back the rest itself, so the log restarts (see
+//!   `checkpoint.rs`). New files use 2 KiB pages; a file keeps the page size it was made with.
 //! * **Durability.** [`Durability::Process`] (the default) is `synchronous = NORMAL`: in WAL
 //!   mode a returned commit is in the WAL (the OS's page cache), so it survives the process
 //!   being killed, even by `SIGKILL`; only an OS crash or power loss can lose the last

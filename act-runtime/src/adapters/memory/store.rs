@@ -1153,6 +1153,14 @@ impl InMemoryStore {
         if targets.is_empty() {
             return Ok(HashMap::new());
         }
+        // What PostgreSQL cannot keep is refused here too, before anything is cut.
+        for (i, t) in targets.iter().enumerate() {
+            if let Some(s) = &t.snapshot {
+                no_nul_json("truncate", &format!("/{i}/snapshot"), s.get())?;
+                numbers_fit("truncate", &format!("/{i}/snapshot"), s.get())?;
+            }
+            no_nul_meta("truncate", &t.meta)?;
+        }
         let tombstone = RawValue::from_string("{}".to_owned())
             .map_err(|e| StoreError::backend("truncate", e))?;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{commit, ids, marked, meta, msg, msgs, must_row, read, row};
+use super::{commit, expect_invalid, ids, marked, meta, msg, msgs, must_row, read, row};
 use crate::conformance::{Check, Fail, Outcome, checks, ensure, ensure_eq};
 use crate::error::StoreError;
 use crate::model::{ActionCause, Actor, Causation, EventCause, EventMeta, Message};
@@ -345,15 +345,6 @@ async fn empty_batch_checks_version(s: Arc<dyn Store>) -> Outcome {
     let ok = s.commit("s", &[], &meta("c"), Some(0)).await?;
     ensure!(ok.is_empty(), "an empty batch at the head returns nothing");
     Ok(())
-}
-
-fn expect_invalid<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) -> Outcome {
-    match r {
-        Err(StoreError::Invalid(_)) => Ok(()),
-        other => Err(Fail(format!(
-            "{what}: expected an invalid-input error, got {other:?}"
-        ))),
-    }
 }
 
 async fn empty_stream_rejected(s: Arc<dyn Store>) -> Outcome {

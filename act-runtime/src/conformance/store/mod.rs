@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{BoxFuture, Check, Fail, Outcome, Report, Subject};
+use crate::error::StoreError;
 use crate::model::{Actor, Committed, EventId, EventMeta, Message};
 use crate::ports::{Lease, Query, Store, StreamFilter, StreamMatch, StreamPosition, Subscription};
 
@@ -145,6 +146,16 @@ pub(crate) fn msgs(names: &[&str]) -> Vec<Message> {
         .enumerate()
         .map(|(i, n)| msg(n, serde_json::json!({ "n": i })))
         .collect()
+}
+
+/// Passes when `r` is an invalid-input error, fails naming `what` otherwise.
+pub(crate) fn expect_invalid<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) -> Outcome {
+    match r {
+        Err(StoreError::Invalid(_)) => Ok(()),
+        other => Err(Fail(format!(
+            "{what}: expected an invalid-input error, got {other:?}"
+        ))),
+    }
 }
 
 /// Commits `names` to `stream` (correlation `"c"`, no expected version).

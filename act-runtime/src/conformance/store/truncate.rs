@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{LONG, commit, ids, marked, meta, msgs, must_row, read, subscribe};
+use super::{LONG, commit, expect_invalid, ids, marked, meta, msgs, must_row, read, subscribe};
 use crate::conformance::{Check, Outcome, checks, ensure, ensure_eq};
 use crate::error::StoreError;
 use crate::model::{EventMeta, SNAPSHOT_EVENT, TOMBSTONE_EVENT};
@@ -28,6 +28,7 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "truncate: an expected head that moved leaves the stream as it is" => expected_head_moved,
         "truncate: a stream named twice with its head expected is cut once" => expected_head_twice,
         "truncate: a retired stream (a tombstone at its head) refuses commits with Closed" => retired_refuses,
+        "truncate: a seed the store cannot keep (a NUL, a number out of range) is rejected, no stream cut" => unstorable_seed_rejected,
     ]
 }
 
@@ -348,5 +349,47 @@ async fn retired_refuses(s: Arc<dyn Store>) -> Outcome {
             "{stream}'s head"
         );
     }
+    Ok(())
+}
+
+async fn unstorable_seed_rejected(s: Arc<dyn Store>) -> Outcome {
+    commit(&*s, "a", &["A"]).await?;
+    commit(&*s, "b", &["B"]).await?;
+    let raw = |json: &str| {
+        serde_json::value::RawValue::from_string(json.to_owned())
+            .map_err(|e| crate::conformance::Fail(e.to_string()))
+    };
+    let mut nul_meta = target("b", None);
+    nul_meta.meta.actor.name = "Ev\0il".into();
+    let bad = [
+        (
+            "a snapshot with `\\u0000`",
+            raw("{\"s\":\"x\\u0000\"}")?,
+            None,
+        ),
+        (
+            "a snapshot with a number out of range",
+            raw("{\"n\":1e131072}")?,
+            None,
+        ),
+        ("a seed meta with a NUL", raw("{}")?, Some(nul_meta)),
+    ];
+    for (what, snapshot, other) in bad {
+        // A valid target first: the call is refused whole.
+        let second = other.unwrap_or(TruncateTarget {
+            snapshot: Some(snapshot),
+            ..target("b", None)
+        });
+        expect_invalid(s.truncate(&[target("a", None), second]).await, what)?;
+    }
+    let stored = read(&*s, &Query::all()).await?;
+    ensure_eq!(
+        stored
+            .iter()
+            .map(|e| (e.stream.as_str(), e.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("a", "A"), ("b", "B")],
+        "both streams as they were"
+    );
     Ok(())
 }

@@ -355,32 +355,30 @@ async fn retired_refuses(s: Arc<dyn Store>) -> Outcome {
 async fn unstorable_seed_rejected(s: Arc<dyn Store>) -> Outcome {
     commit(&*s, "a", &["A"]).await?;
     commit(&*s, "b", &["B"]).await?;
-    let raw = |json: &str| {
-        serde_json::value::RawValue::from_string(json.to_owned())
-            .map_err(|e| crate::conformance::Fail(e.to_string()))
+    let with_snapshot = |json: &str| -> Result<TruncateTarget, crate::conformance::Fail> {
+        let raw = serde_json::value::RawValue::from_string(json.to_owned())
+            .map_err(|e| crate::conformance::Fail(e.to_string()))?;
+        Ok(TruncateTarget {
+            snapshot: Some(raw),
+            ..target("b", None)
+        })
     };
     let mut nul_meta = target("b", None);
     nul_meta.meta.actor.name = "Ev\0il".into();
     let bad = [
         (
             "a snapshot with `\\u0000`",
-            raw("{\"s\":\"x\\u0000\"}")?,
-            None,
+            with_snapshot("{\"s\":\"x\\u0000\"}")?,
         ),
         (
             "a snapshot with a number out of range",
-            raw("{\"n\":1e131072}")?,
-            None,
+            with_snapshot("{\"n\":1e131072}")?,
         ),
-        ("a seed meta with a NUL", raw("{}")?, Some(nul_meta)),
+        ("a seed meta with a NUL", nul_meta),
     ];
-    for (what, snapshot, other) in bad {
+    for (what, bad) in bad {
         // A valid target first: the call is refused whole.
-        let second = other.unwrap_or(TruncateTarget {
-            snapshot: Some(snapshot),
-            ..target("b", None)
-        });
-        expect_invalid(s.truncate(&[target("a", None), second]).await, what)?;
+        expect_invalid(s.truncate(&[target("a", None), bad]).await, what)?;
     }
     let stored = read(&*s, &Query::all()).await?;
     ensure_eq!(

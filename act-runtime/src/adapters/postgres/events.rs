@@ -236,7 +236,8 @@ impl PostgresStore {
             qb.push(" LIMIT ").push_bind(codec::count(limit));
         }
         let err = backend("query");
-        let mut rows = qb.build().fetch(&self.pool);
+        let mut conn = self.spare.take().await.map_err(&err)?;
+        let mut rows = qb.build().fetch(&mut *conn);
         let mut metas = codec::MetaCache::for_query(q);
         let mut n = 0;
         while let Some(row) = next(&mut rows).await {
@@ -244,6 +245,8 @@ impl PostgresStore {
             sink(&codec::event(&row, &mut metas, one_stream.as_deref())?);
             n += 1;
         }
+        drop(rows);
+        conn.keep();
         Ok(n)
     }
 

@@ -25,6 +25,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use tokio::sync::oneshot;
 
 use super::codec::{self, backend, refused};
+use super::spare::Spare;
 use crate::error::StoreError;
 use crate::model::{BoxError, Version};
 
@@ -126,6 +127,8 @@ pub(crate) struct Group {
 #[derive(Debug)]
 struct Shared {
     pool: PgPool,
+    /// The connection the last statement used, kept aside (see `spare.rs`).
+    spare: Arc<Spare>,
     sql: Statements,
     slots: usize,
     state: Mutex<State>,
@@ -144,10 +147,12 @@ struct Waiting {
 }
 
 impl Group {
-    /// Commit slots over `pool`: at most `slots` commits (or groups) in flight at once.
-    pub(crate) fn new(pool: PgPool, sql: Statements, slots: usize) -> Self {
+    /// Commit slots over `pool`: at most `slots` commits (or groups) in flight at once,
+    /// on `spare` when it is free.
+    pub(crate) fn new(pool: PgPool, spare: Arc<Spare>, sql: Statements, slots: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
+                spare,
                 pool,
                 sql,
                 slots: slots.max(1),
@@ -294,6 +299,11 @@ type Answer = (Option<i64>, Option<i32>, Option<DateTime<Utc>>, i32);
 /// Commits one stream's events alone.
 async fn commit_one(shared: &Shared, a: &Args<'_>) -> Result<Outcome, StoreError> {
     let marks = &a.marks;
+    let mut conn = shared
+        .spare
+        .take()
+        .await
+        .map_err(refused("commit", a.stream))?;
     let result = sqlx::query(AssertSqlSafe(shared.sql.commit.clone()))
         .bind(a.stream)
         .bind(&a.names)
@@ -305,10 +315,13 @@ async fn commit_one(shared: &Shared, a: &Args<'_>) -> Result<Outcome, StoreError
         .bind(marks.iter().map(|m| m.2).collect::<Vec<_>>())
         .bind(marks.iter().map(|m| m.3).collect::<Vec<_>>())
         .bind(marks.iter().map(|m| m.4).collect::<Vec<_>>())
-        .fetch_all(&shared.pool)
+        .fetch_all(&mut *conn)
         .await;
     let rows = match result {
-        Ok(rows) => rows,
+        Ok(rows) => {
+            conn.keep();
+            rows
+        }
         // Only a writer outside this store can slip past the stream lock.
         Err(e) if codec::sqlstate(&e).as_deref() == Some("23505") => {
             let actual = sqlx::query_scalar::<_, i64>(AssertSqlSafe(shared.sql.head.clone()))
@@ -350,6 +363,7 @@ async fn commit_group(
     let metas: Vec<&str> = commits().map(|c| c.meta.as_str()).collect();
     let expected: Vec<Option<i64>> = commits().map(|c| c.expected).collect();
     let mark_counts: Vec<i32> = commits().map(|c| count(c.marks.len())).collect();
+    let mut conn = shared.spare.take().await?;
     let rows = sqlx::query(AssertSqlSafe(shared.sql.commit_group.clone()))
         .bind(&streams)
         .bind(&counts)
@@ -363,8 +377,9 @@ async fn commit_group(
         .bind(marks().map(|m| m.2.as_deref()).collect::<Vec<_>>())
         .bind(marks().map(|m| m.3).collect::<Vec<_>>())
         .bind(marks().map(|m| m.4).collect::<Vec<_>>())
-        .fetch_all(&shared.pool)
+        .fetch_all(&mut *conn)
         .await?;
+    conn.keep();
     let mut answers: Vec<Vec<Answer>> = group.iter().map(|_| Vec::new()).collect();
     for r in &rows {
         let req: i32 = r.try_get(0)?;

@@ -17,7 +17,7 @@
 //! * Reads of one exact stream skip the horizon: its commits serialize on the stream's lock
 //!   and take their ids under it, so within a stream ids increase in commit order.
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::PostgresStore;
 use super::codec::backend;
@@ -28,9 +28,10 @@ impl PostgresStore {
     /// The read horizon: no event with an id at or below it can become visible later.
     /// Valid for every snapshot taken after it returns.
     pub(crate) async fn horizon(&self) -> Result<EventId, StoreError> {
-        sqlx::query_scalar::<_, i64>(AssertSqlSafe(self.sql.horizon.clone()))
-            .fetch_one(&self.pool)
+        self.spare
+            .fetch_one(sqlx::query(AssertSqlSafe(self.sql.horizon.clone())))
             .await
+            .and_then(|row| row.try_get::<i64, _>(0))
             .map_err(backend("query"))
     }
 

@@ -42,6 +42,12 @@
 //!   is [`StoreError::Invalid`] naming the stream, never a driver error. A lost connection
 //!   is [`StoreError::Backend`]; nothing is half-written (the commit is one statement). A
 //!   commit whose connection dies after the server committed may still have landed.
+//! * **The spare connection.** sqlx pings every connection it takes back into its pool (one
+//!   more message and answer after every statement), so the store keeps the connection of
+//!   its last commit, read, claim or ack aside and runs the next one on it (`spare.rs`): one
+//!   connection at most, none when the pool has fewer than 4, only after its statement
+//!   answered; handed back when the pool closes, and not used after 30 s idle (the next
+//!   statement hands it back and takes another).
 //! * **Group commit.** At most [`PostgresConfig::commit_slots`] commits run at once (4 by
 //!   default). Commits that find every slot busy queue, and the next free slot sends the
 //!   whole queue in one call of `<table>_commit_group`: one round trip, one transaction and
@@ -96,10 +102,12 @@ mod group;
 mod horizon;
 mod notify;
 mod schema;
+mod spare;
 mod subscriptions;
 mod truncate;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -129,6 +137,8 @@ pub struct PostgresStore {
     doorbells: notify::Doorbells,
     /// The commit slots, and the group commit behind them (see `group.rs`).
     group: group::Group,
+    /// The connection the last commit or read used, kept aside (see `spare.rs`).
+    spare: Arc<spare::Spare>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -175,8 +185,10 @@ impl PostgresStore {
             commit_group: sql.commit_group.clone(),
             head: sql.head.clone(),
         };
+        let spare = Arc::new(spare::Spare::new(pool.clone()));
         Self {
-            group: group::Group::new(pool.clone(), statements, commit_slots),
+            group: group::Group::new(pool.clone(), Arc::clone(&spare), statements, commit_slots),
+            spare,
             sql,
             doorbells: notify::Doorbells::new(&pool, &tenant),
             pool,
@@ -347,6 +359,7 @@ impl Store for PostgresStore {
             return Ok(());
         }
         self.doorbells.stop();
+        self.spare.clear();
         if self.owns_pool {
             self.pool.close().await;
         }

@@ -91,7 +91,8 @@ impl PostgresStore {
     /// Folds pending reaction marks into the subscription rows.
     pub(crate) async fn fold(&self, operation: &'static str) -> Result<(), StoreError> {
         retry(operation, || {
-            sqlx::query(AssertSqlSafe(self.sql.fold.clone())).execute(&self.pool)
+            self.spare
+                .execute(sqlx::query(AssertSqlSafe(self.sql.fold.clone())))
         })
         .await
         .map(drop)
@@ -111,14 +112,15 @@ impl PostgresStore {
         let priorities: Vec<i32> = subs.iter().map(|s| s.priority).collect();
         let marks: Vec<Option<i64>> = subs.iter().map(|s| s.correlated_at).collect();
         let row = retry("subscribe", || {
-            sqlx::query(AssertSqlSafe(self.sql.subscribe.clone()))
-                .bind(&streams)
-                .bind(&sources)
-                .bind(&patterns)
-                .bind(&priorities)
-                .bind(&marks)
-                .bind(checkpoint)
-                .fetch_one(&self.pool)
+            self.spare.fetch_one(
+                sqlx::query(AssertSqlSafe(self.sql.subscribe.clone()))
+                    .bind(&streams)
+                    .bind(&sources)
+                    .bind(&patterns)
+                    .bind(&priorities)
+                    .bind(&marks)
+                    .bind(checkpoint),
+            )
         })
         .await?;
         let err = backend("subscribe");
@@ -149,13 +151,14 @@ impl PostgresStore {
         };
         let lease_us = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 2);
         let rows = retry("claim", || {
-            sqlx::query(AssertSqlSafe(self.sql.claim.clone()))
-                .bind(codec::count(lagging - fair))
-                .bind(codec::count(fair))
-                .bind(codec::count(leading))
-                .bind(by)
-                .bind(lease_us)
-                .fetch_all(&self.pool)
+            self.spare.fetch_all(
+                sqlx::query(AssertSqlSafe(self.sql.claim.clone()))
+                    .bind(codec::count(lagging - fair))
+                    .bind(codec::count(fair))
+                    .bind(codec::count(leading))
+                    .bind(by)
+                    .bind(lease_us),
+            )
         })
         .await?;
         let err = backend("claim");
@@ -205,13 +208,14 @@ impl PostgresStore {
             let dues: Vec<Option<i64>> = leases.iter().map(|l| due(l)).collect();
             let retries: Vec<i32> = leases.iter().map(|l| l.retry).collect();
             let rows = retry("ack", || {
-                sqlx::query(AssertSqlSafe(self.sql.ack.clone()))
-                    .bind(&streams)
-                    .bind(&ats)
-                    .bind(&bys)
-                    .bind(&dues)
-                    .bind(&retries)
-                    .fetch_all(&self.pool)
+                self.spare.fetch_all(
+                    sqlx::query(AssertSqlSafe(self.sql.ack.clone()))
+                        .bind(&streams)
+                        .bind(&ats)
+                        .bind(&bys)
+                        .bind(&dues)
+                        .bind(&retries),
+                )
             })
             .await?;
             rows.iter()
@@ -290,12 +294,13 @@ impl PostgresStore {
         let errors: Vec<&str> = leases.iter().map(|(_, e)| e.as_str()).collect();
         let ats: Vec<i64> = leases.iter().map(|(l, _)| l.at).collect();
         let rows = retry("block", || {
-            sqlx::query(AssertSqlSafe(self.sql.block.clone()))
-                .bind(&streams)
-                .bind(&bys)
-                .bind(&errors)
-                .bind(&ats)
-                .fetch_all(&self.pool)
+            self.spare.fetch_all(
+                sqlx::query(AssertSqlSafe(self.sql.block.clone()))
+                    .bind(&streams)
+                    .bind(&bys)
+                    .bind(&errors)
+                    .bind(&ats),
+            )
         })
         .await?;
         let mut blocked: HashMap<String, StreamPosition> = rows
@@ -352,9 +357,8 @@ impl PostgresStore {
         // Rows only marked so far count too.
         self.fold(operation).await?;
         let n = retry(operation, || {
-            sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(&names)
-                .execute(&self.pool)
+            self.spare
+                .execute(sqlx::query(AssertSqlSafe(sql.clone())).bind(&names))
         })
         .await?
         .rows_affected();
@@ -411,9 +415,9 @@ impl PostgresStore {
         }
         qb.push(" ORDER BY stream ASC LIMIT ")
             .push_bind(codec::count(filter.limit.unwrap_or(100)));
-        let rows = qb
-            .build()
-            .fetch_all(&self.pool)
+        let rows = self
+            .spare
+            .fetch_all(qb.build())
             .await
             .map_err(backend("query_streams"))?;
         rows.iter()

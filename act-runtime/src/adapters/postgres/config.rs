@@ -169,7 +169,9 @@ impl PostgresConfig {
     /// slot busy waits, with the others that arrive meanwhile, for the next free slot,
     /// which sends them all as one group: one round trip and one transaction, in which
     /// each commit still checks its own stream's version and fails or succeeds alone.
-    /// More slots mean more connections busy with commits and smaller groups.
+    /// More slots mean more connections busy with commits and smaller groups. The store
+    /// uses at most the pool size minus one slots (at least one), so commits always leave a
+    /// connection to the reads.
     ///
     /// ```
     /// use act_runtime::adapters::postgres::PostgresConfig;

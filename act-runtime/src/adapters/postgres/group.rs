@@ -148,14 +148,18 @@ struct Waiting {
 
 impl Group {
     /// Commit slots over `pool`: at most `slots` commits (or groups) in flight at once,
-    /// on `spare` when it is free.
+    /// on `spare` when it is free. Never more slots than the pool has connections but one
+    /// (at least one slot), so commits leave a connection to the reads, and a commit that
+    /// finds every slot busy joins the next group instead of waiting for a connection.
     pub(crate) fn new(pool: PgPool, spare: Arc<Spare>, sql: Statements, slots: usize) -> Self {
+        let connections =
+            usize::try_from(pool.options().get_max_connections()).unwrap_or(usize::MAX);
         Self {
             shared: Arc::new(Shared {
                 spare,
                 pool,
                 sql,
-                slots: slots.max(1),
+                slots: slots.min(connections.saturating_sub(1)).max(1),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -439,7 +443,31 @@ fn count(n: usize) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::postgres::PgPoolOptions;
+
     use super::*;
+
+    fn group(pool_size: u32, slots: usize) -> Group {
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .connect_lazy("postgres://postgres@127.0.0.1:5432/test")
+            .expect("a lazy pool");
+        let sql = Statements {
+            commit: "".into(),
+            commit_group: "".into(),
+            head: "".into(),
+        };
+        Group::new(pool.clone(), Arc::new(Spare::new(pool)), sql, slots)
+    }
+
+    #[tokio::test]
+    async fn slots_leave_a_connection_to_the_reads() {
+        assert_eq!(group(16, 4).shared.slots, 4);
+        assert_eq!(group(4, 4).shared.slots, 3);
+        assert_eq!(group(2, 8).shared.slots, 1);
+        assert_eq!(group(1, 4).shared.slots, 1, "at least one slot");
+        assert_eq!(group(16, 0).shared.slots, 1);
+    }
 
     fn at() -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default()

@@ -887,3 +887,134 @@ async fn a_dropped_commit_strands_none_of_the_queue() {
     s.dispose().await.expect("dispose");
     schemas.drop_all().await;
 }
+
+/// A session holding the commit lock of each of `streams` in `schema` until it rolls back.
+async fn hold_streams(schema: &str, streams: &[&str]) -> PgConnection {
+    let mut holder = raw().await;
+    let ns: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT value FROM \"{schema}\".\"events_meta\" WHERE key = 'registry_ns'"
+    )))
+    .fetch_one(&mut holder)
+    .await
+    .expect("the tenant's lock namespace");
+    let ns: i64 = ns.parse().expect("a number");
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    for stream in streams {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
+            .bind(stream)
+            .bind(ns)
+            .execute(&mut holder)
+            .await
+            .expect("the stream's lock");
+    }
+    holder
+}
+
+/// The backend of a session.
+async fn pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .expect("pid")
+}
+
+/// Waits until at least `n` sessions wait on the session `holder`, or on a session that
+/// waits on it (other tests' sessions are not counted).
+async fn until_blocked_by(holder: i32, n: i64) {
+    let mut conn = raw().await;
+    let sql = "WITH first AS (SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))) \
+               SELECT count(*) FROM pg_stat_activity \
+               WHERE pg_blocking_pids(pid) && (ARRAY[$1] || ARRAY(SELECT pid FROM first))";
+    for _ in 0..1000 {
+        let waiting: i64 = sqlx::query_scalar(sql)
+            .bind(holder)
+            .fetch_one(&mut conn)
+            .await
+            .expect("pg_stat_activity");
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("fewer than {n} sessions waited behind session {holder}");
+}
+
+/// Two stores on one tenant (two processes, as far as the server can tell) send groups over
+/// the same streams, queued in opposite orders, and both groups are held at a stream in the
+/// middle. Groups lock their streams in one order, so neither waits for the other in a
+/// cycle: when the middle stream is released, both groups finish, each in its own single
+/// transaction. (Locking in arrival order deadlocks here: the server aborts one group, which
+/// then runs commit by commit, so more transactions write the streams.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_of_two_processes_never_deadlock() {
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    let a = one_slot_store(&schema).await;
+    let b = one_slot_store(&schema).await;
+    let streams: Vec<String> = (0..10).map(|i| format!("x-{i}")).collect();
+
+    // The leads hold each store's only commit slot, waiting on "lead"; the middle stream
+    // is held too, so the groups stop there.
+    let mut leads_held = hold_streams(&schema, &["lead"]).await;
+    let mut middle_held = hold_streams(&schema, &["x-5"]).await;
+    let (leads_pid, middle_pid) = (pid(&mut leads_held).await, pid(&mut middle_held).await);
+    let lead = |s: &Arc<PostgresStore>| {
+        let s = Arc::clone(s);
+        tokio::spawn(async move { s.commit("lead", &[msg("E", "{}")], &meta(), None).await })
+    };
+    let leads = [lead(&a), lead(&b)];
+    until_blocked_by(leads_pid, 2).await;
+    let mut queued = Vec::new();
+    for (s, order) in [(&a, false), (&b, true)] {
+        let mut mine = streams.clone();
+        if order {
+            mine.reverse();
+        }
+        for stream in mine {
+            let s = Arc::clone(s);
+            queued.push(tokio::spawn(async move {
+                s.commit(&stream, &[msg("E", "{}")], &meta(), None).await
+            }));
+        }
+    }
+    // Queued commits wait for their store's slot without touching the server.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut leads_held)
+        .await
+        .expect("release the leads");
+    for l in leads {
+        l.await.expect("task").expect("a lead commit");
+    }
+    // Both groups are in flight and stopped: one at the middle stream, the other at the
+    // first stream the one ahead of it holds.
+    until_blocked_by(middle_pid, 2).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut middle_held)
+        .await
+        .expect("release the middle stream");
+    for q in queued {
+        q.await.expect("task").expect("a grouped commit");
+    }
+    for stream in &streams {
+        let versions: Vec<i64> = {
+            let mut v = Vec::new();
+            a.query(&Query::stream(stream), &mut |e| v.push(e.version))
+                .await
+                .expect("query");
+            v
+        };
+        assert_eq!(versions, vec![0, 1], "{stream}: one event from each store");
+    }
+    assert_eq!(
+        writers(&schema, "x-%").await,
+        2,
+        "each store's group is one transaction: no group was aborted and rerun"
+    );
+    a.dispose().await.expect("dispose");
+    b.dispose().await.expect("dispose");
+    schemas.drop_all().await;
+}

@@ -76,6 +76,8 @@ on_every_store!(
     a_panicking_handler_is_a_failure_with_its_message,
     an_incoming_correlation_id_is_kept_through_reaction_hops,
     settle_now_waits_for_the_drain_pass_already_running,
+    settle_now_waits_for_the_worker_leases,
+    settle_now_inside_a_worker_lease_does_not_wait_for_it,
 );
 
 /// Polls `check` until it holds (or fails after `within`).
@@ -984,10 +986,12 @@ async fn gated(e: &Committed<LedgerEvent>, _: &Scope) -> Result<(), ReactionErro
     Ok(())
 }
 
+/// The gate's statics are shared by the tests (and store variants) using them: they run
+/// one after the other.
+static GATED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn settle_now_waits_for_the_drain_pass_already_running(kind: Kind) {
-    // the statics are shared by both store variants: run them one after the other
-    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = SERIAL.lock().await;
+    let _one = GATED.lock().await;
     ENTERED.store(0, Ordering::SeqCst);
     let (store, _) = store(kind, "gated").await;
     let app = act()
@@ -1033,5 +1037,97 @@ async fn settle_now_waits_for_the_drain_pass_already_running(kind: Kind) {
         "handled when settle_now returned"
     );
     assert_eq!(first.await.unwrap().unwrap().acked.len(), 1);
+    app.shutdown().await.unwrap();
+}
+
+async fn settle_now_waits_for_the_worker_leases(kind: Kind) {
+    let _one = GATED.lock().await;
+    ENTERED.store(0, Ordering::SeqCst);
+    let (store, _) = store(kind, "gated-worker").await;
+    let app = act()
+        .with_store_arc(store)
+        .with_state::<Ledger>()
+        .with_reaction(gated)
+        .build()
+        .unwrap();
+    let stream = tag(kind, "gated-worker-1");
+    let id = app
+        .execute(Record { line: "x".into() }, Target::new(&stream, actor()))
+        .await
+        .unwrap()
+        .events[0]
+        .id;
+    // The worker claims the event and holds its handler at the gate.
+    let _worker = app
+        .start_with(worker_options(Duration::from_secs(30)))
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the worker runs the handler",
+        || async { ENTERED.load(Ordering::SeqCst) == 1 },
+    )
+    .await;
+    let settle = tokio::spawn({
+        let app = app.clone();
+        async move { app.settle_now(SettleOptions::default()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if settle.is_finished() {
+        panic!(
+            "settle_now returned while the worker was still handling the event: {:?}",
+            settle.await.unwrap()
+        );
+    }
+    GATE.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(10), settle)
+        .await
+        .expect("settle_now returns once the worker's lease ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        handled_on(&stream),
+        [id],
+        "handled when settle_now returned"
+    );
+    app.shutdown().await.unwrap();
+}
+
+/// A handler that settles the app from inside its own worker lease.
+#[reaction(on = LedgerEvent::Recorded, to = _this_, timeout_ms = 60000)]
+async fn settles_inside(e: &Committed<LedgerEvent>, scope: &Scope) -> Result<(), ReactionError> {
+    scope
+        .app()
+        .settle_now(SettleOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    handled(&e.stream, e.id);
+    Ok(())
+}
+
+async fn settle_now_inside_a_worker_lease_does_not_wait_for_it(kind: Kind) {
+    let (store, _) = store(kind, "settles-inside").await;
+    let app = act()
+        .with_store_arc(store)
+        .with_state::<Ledger>()
+        .with_reaction(settles_inside)
+        .build()
+        .unwrap();
+    let stream = tag(kind, "settles-inside-1");
+    let id = app
+        .execute(Record { line: "x".into() }, Target::new(&stream, actor()))
+        .await
+        .unwrap()
+        .events[0]
+        .id;
+    let _worker = app
+        .start_with(worker_options(Duration::from_secs(30)))
+        .unwrap();
+    // Waiting for its own lease would hold the handler until its 60 s timeout.
+    eventually(
+        Duration::from_secs(10),
+        "the handler's settle_now returned and it was handled",
+        || async { handled_on(&stream) == [id] },
+    )
+    .await;
     app.shutdown().await.unwrap();
 }

@@ -69,6 +69,10 @@ pub(crate) struct Pipeline {
     /// Cancelled when the shutdown grace has run out: running handlers are stopped.
     pub(crate) aborting: CancellationToken,
     worker: Mutex<Option<worker::Running>>,
+    /// The leases the worker is claiming or running now (see `worker::InFlight`).
+    worker_leases: Mutex<worker::Leases>,
+    /// Rung when a lease of the worker ends.
+    worker_lease_ended: Notify,
 }
 
 impl Default for Pipeline {
@@ -88,6 +92,8 @@ impl Default for Pipeline {
             stopping: CancellationToken::new(),
             aborting: CancellationToken::new(),
             worker: Mutex::new(None),
+            worker_leases: Mutex::new(worker::Leases::default()),
+            worker_lease_ended: Notify::new(),
         }
     }
 }

@@ -6,6 +6,20 @@ use std::time::Duration;
 use super::drain::{DrainOptions, DrainSummary};
 use crate::app::{Act, Lifecycle};
 use crate::error::{ActError, Report};
+use crate::model::EventId;
+use crate::ports::Query;
+
+impl Act {
+    /// The id of the log's last event (`-1` when it is empty).
+    async fn last_event_id(&self) -> Result<EventId, ActError> {
+        let mut last = -1;
+        self.inner
+            .store
+            .query(&Query::all().backward().limit(1), &mut |e| last = e.id)
+            .await?;
+        Ok(last)
+    }
+}
 
 /// Resets the settling flag if the settle task ends without resetting it (a panic, an
 /// abort), so that a later [`Act::settle`] starts a new one.
@@ -116,13 +130,16 @@ impl Act {
     /// returns everything they did. What [`Act::settle`] runs in the background. A drain
     /// pass of this app already running (the background settle's, another [`Act::drain`]
     /// call's) is waited for before each of its own, so the events that pass was handling
-    /// are handled when this returns. The leases a running [`Act::start`] worker holds are
-    /// not waited for. Retries scheduled with a backoff are not waited for: the worker runs
-    /// them when due.
+    /// are handled when this returns. So are the leases a running [`Act::start`] worker of
+    /// this app claimed: once its own passes are caught up, it waits for them to end, then
+    /// passes again (unless called from inside a handler the worker runs). The leases other
+    /// processes hold are not waited for. Retries scheduled with a backoff are not waited
+    /// for: the worker runs them when due.
     pub async fn settle_now(&self, options: SettleOptions) -> Result<DrainSummary, ActError> {
         self.check_live()?;
         let mut total = DrainSummary::default();
         let mut passes = 0;
+        let mut last = None;
         while passes < options.max_passes && !self.inner.pipeline.stopping.is_cancelled() {
             passes += 1;
             let before = self.inner.pipeline.checkpoint();
@@ -131,7 +148,19 @@ impl Act {
             let progressed = c.subscribed > 0 || c.last_id != before || d.progressed();
             total.absorb(d);
             if !progressed {
-                break;
+                // Caught up, but the worker may still be handling what it claimed: wait for
+                // its leases that can hold events up to the log's last id when it was first
+                // found busy, then look again (their handlers may have made more work).
+                if !self.worker_busy() {
+                    break;
+                }
+                let last = match last {
+                    Some(last) => last,
+                    None => *last.insert(self.last_event_id().await?),
+                };
+                if !self.worker_leases_ended(last).await {
+                    break;
+                }
             }
         }
         Ok(total)

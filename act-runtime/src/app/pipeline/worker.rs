@@ -21,6 +21,93 @@ use super::drain::{DrainOptions, DrainSummary, Frontiers};
 use super::lease::Outcome;
 use crate::app::{Act, Lifecycle};
 use crate::error::{ActError, Report};
+use crate::model::EventId;
+
+tokio::task_local! {
+    /// Set while a worker lease runs: code inside it (its handlers) does not wait for the
+    /// worker's leases, its own included.
+    static IN_LEASE: ();
+}
+
+/// The worker's leases in flight: a ticket each, with the watermark it starts from.
+#[derive(Debug, Default)]
+pub(super) struct Leases {
+    next: u64,
+    running: Vec<(u64, EventId)>,
+}
+
+/// A worker lease being claimed or run, registered while it lives, so that
+/// [`Act::settle_now`] can wait for the leases that handle events up to an id.
+pub(super) struct InFlight {
+    app: Act,
+    ticket: u64,
+}
+
+impl InFlight {
+    /// Registers a lease that handles the events after `at` (`EventId::MIN` while it is
+    /// being claimed: it may handle anything).
+    pub(super) fn new(app: &Act, at: EventId) -> Self {
+        let mut leases = app.inner.pipeline.worker_leases.lock();
+        let ticket = leases.next;
+        leases.next += 1;
+        leases.running.push((ticket, at));
+        Self {
+            app: app.clone(),
+            ticket,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let pipeline = &self.app.inner.pipeline;
+        pipeline
+            .worker_leases
+            .lock()
+            .running
+            .retain(|(ticket, _)| *ticket != self.ticket);
+        pipeline.worker_lease_ended.notify_waiters();
+    }
+}
+
+impl Act {
+    /// Whether the worker claims or runs a lease now (never from inside one of them).
+    pub(super) fn worker_busy(&self) -> bool {
+        IN_LEASE.try_with(|()| ()).is_err()
+            && !self.inner.pipeline.worker_leases.lock().running.is_empty()
+    }
+
+    /// Waits until no lease of the worker can still be handling an event with an id up to
+    /// `last` (every one in flight started past it); whether there was one to wait for.
+    /// Returns `false` at once from inside a worker lease, and when the app stops.
+    pub(super) async fn worker_leases_ended(&self, last: EventId) -> bool {
+        if IN_LEASE.try_with(|()| ()).is_ok() {
+            return false;
+        }
+        let pipeline = &self.inner.pipeline;
+        let mut waited = false;
+        loop {
+            let ended = pipeline.worker_lease_ended.notified();
+            tokio::pin!(ended);
+            // Registered before the leases are read: an end in between is not missed.
+            ended.as_mut().enable();
+            let behind = pipeline
+                .worker_leases
+                .lock()
+                .running
+                .iter()
+                .any(|&(_, at)| at < last);
+            if !behind {
+                return waited;
+            }
+            waited = true;
+            tokio::select! {
+                () = ended => {}
+                () = pipeline.stopping.cancelled() => return false,
+            }
+        }
+    }
+}
 
 /// How [`Act::start`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,16 +361,25 @@ impl Act {
         if frontiers.lagging + frontiers.leading > 0 {
             self.inner.pipeline.update_ratio(std::mem::take(frontiers));
         }
+        // Counted from before the claim: a lease leased in the store but not yet running
+        // is in flight too.
+        let claiming = InFlight::new(self, EventId::MIN);
         let leases = self.claim_leases(free, &options.drain).await?;
         let claimed = leases.len();
         for lease in leases {
             let span = tracing::info_span!("act.lease", target = %lease.stream, at = lease.at);
+            let held = InFlight::new(self, lease.at);
+            let run = self.clone().run_lease(lease, options.drain);
             running.spawn(
-                self.clone()
-                    .run_lease(lease, options.drain)
+                IN_LEASE
+                    .scope((), async move {
+                        let _held = held;
+                        run.await
+                    })
                     .instrument(span),
             );
         }
+        drop(claiming);
         Ok((moved, claimed))
     }
 }

@@ -986,6 +986,30 @@ async fn gated(e: &Committed<LedgerEvent>, _: &Scope) -> Result<(), ReactionErro
     Ok(())
 }
 
+/// An app on a fresh `kind` store whose one reaction is `reaction`, and the stream `label-1`
+/// with one `Recorded` event committed: the stream and the event's id.
+async fn one_recorded<R: act_runtime::reactions::Reaction>(
+    kind: Kind,
+    label: &str,
+    reaction: R,
+) -> (Act, String, i64) {
+    let (store, _) = store(kind, label).await;
+    let app = act()
+        .with_store_arc(store)
+        .with_state::<Ledger>()
+        .with_reaction(reaction)
+        .build()
+        .unwrap();
+    let stream = tag(kind, &format!("{label}-1"));
+    let id = app
+        .execute(Record { line: "x".into() }, Target::new(&stream, actor()))
+        .await
+        .unwrap()
+        .events[0]
+        .id;
+    (app, stream, id)
+}
+
 /// The gate's statics are shared by the tests (and store variants) using them: they run
 /// one after the other.
 static GATED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -993,20 +1017,7 @@ static GATED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn settle_now_waits_for_the_drain_pass_already_running(kind: Kind) {
     let _one = GATED.lock().await;
     ENTERED.store(0, Ordering::SeqCst);
-    let (store, _) = store(kind, "gated").await;
-    let app = act()
-        .with_store_arc(store)
-        .with_state::<Ledger>()
-        .with_reaction(gated)
-        .build()
-        .unwrap();
-    let stream = tag(kind, "gated-1");
-    let id = app
-        .execute(Record { line: "x".into() }, Target::new(&stream, actor()))
-        .await
-        .unwrap()
-        .events[0]
-        .id;
+    let (app, stream, id) = one_recorded(kind, "gated", gated).await;
     // Another pass of this app (another drain call, the background settle) holds the handler.
     let first = tokio::spawn({
         let app = app.clone();
@@ -1043,20 +1054,7 @@ async fn settle_now_waits_for_the_drain_pass_already_running(kind: Kind) {
 async fn settle_now_waits_for_the_worker_leases(kind: Kind) {
     let _one = GATED.lock().await;
     ENTERED.store(0, Ordering::SeqCst);
-    let (store, _) = store(kind, "gated-worker").await;
-    let app = act()
-        .with_store_arc(store)
-        .with_state::<Ledger>()
-        .with_reaction(gated)
-        .build()
-        .unwrap();
-    let stream = tag(kind, "gated-worker-1");
-    let id = app
-        .execute(Record { line: "x".into() }, Target::new(&stream, actor()))
-        .await
-        .unwrap()
-        .events[0]
-        .id;
+    let (app, stream, id) = one_recorded(kind, "gated-worker", gated).await;
     // The worker claims the event and holds its handler at the gate.
     let _worker = app
         .start_with(worker_options(Duration::from_secs(30)))
@@ -1105,20 +1103,7 @@ async fn settles_inside(e: &Committed<LedgerEvent>, scope: &Scope) -> Result<(),
 }
 
 async fn settle_now_inside_a_worker_lease_does_not_wait_for_it(kind: Kind) {
-    let (store, _) = store(kind, "settles-inside").await;
-    let app = act()
-        .with_store_arc(store)
-        .with_state::<Ledger>()
-        .with_reaction(settles_inside)
-        .build()
-        .unwrap();
-    let stream = tag(kind, "settles-inside-1");
-    let id = app
-        .execute(Record { line: "x".into() }, Target::new(&stream, actor()))
-        .await
-        .unwrap()
-        .events[0]
-        .id;
+    let (app, stream, id) = one_recorded(kind, "settles-inside", settles_inside).await;
     let _worker = app
         .start_with(worker_options(Duration::from_secs(30)))
         .unwrap();

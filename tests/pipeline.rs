@@ -1010,6 +1010,36 @@ async fn one_recorded<R: act_runtime::reactions::Reaction>(
     (app, stream, id)
 }
 
+/// With `holder` (another pass, the worker) holding the gated handler of `stream`'s event
+/// `id`: `settle_now` is still running 200 ms later, returns once the gate opens, and the
+/// event is handled by then.
+async fn settle_now_waits_at_the_gate(app: &Act, stream: &str, id: i64, holder: &str) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("{holder} runs the handler"),
+        || async { ENTERED.load(Ordering::SeqCst) == 1 },
+    )
+    .await;
+    let settle = tokio::spawn({
+        let app = app.clone();
+        async move { app.settle_now(SettleOptions::default()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if settle.is_finished() {
+        panic!(
+            "settle_now returned while {holder} was still handling the event: {:?}",
+            settle.await.unwrap()
+        );
+    }
+    GATE.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(10), settle)
+        .await
+        .expect("settle_now returns once the gate opens")
+        .unwrap()
+        .unwrap();
+    assert_eq!(handled_on(stream), [id], "handled when settle_now returned");
+}
+
 /// The gate's statics are shared by the tests (and store variants) using them: they run
 /// one after the other.
 static GATED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -1023,30 +1053,7 @@ async fn settle_now_waits_for_the_drain_pass_already_running(kind: Kind) {
         let app = app.clone();
         async move { app.drain(DrainOptions::default()).await }
     });
-    eventually(
-        Duration::from_secs(10),
-        "the first pass runs the handler",
-        || async { ENTERED.load(Ordering::SeqCst) == 1 },
-    )
-    .await;
-    let settle = tokio::spawn({
-        let app = app.clone();
-        async move { app.settle_now(SettleOptions::default()).await }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    if settle.is_finished() {
-        panic!(
-            "settle_now returned while the event was still being handled: {:?}",
-            settle.await.unwrap()
-        );
-    }
-    GATE.add_permits(1);
-    settle.await.unwrap().unwrap();
-    assert_eq!(
-        handled_on(&stream),
-        [id],
-        "handled when settle_now returned"
-    );
+    settle_now_waits_at_the_gate(&app, &stream, id, "the first pass").await;
     assert_eq!(first.await.unwrap().unwrap().acked.len(), 1);
     app.shutdown().await.unwrap();
 }
@@ -1059,34 +1066,7 @@ async fn settle_now_waits_for_the_worker_leases(kind: Kind) {
     let _worker = app
         .start_with(worker_options(Duration::from_secs(30)))
         .unwrap();
-    eventually(
-        Duration::from_secs(10),
-        "the worker runs the handler",
-        || async { ENTERED.load(Ordering::SeqCst) == 1 },
-    )
-    .await;
-    let settle = tokio::spawn({
-        let app = app.clone();
-        async move { app.settle_now(SettleOptions::default()).await }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    if settle.is_finished() {
-        panic!(
-            "settle_now returned while the worker was still handling the event: {:?}",
-            settle.await.unwrap()
-        );
-    }
-    GATE.add_permits(1);
-    tokio::time::timeout(Duration::from_secs(10), settle)
-        .await
-        .expect("settle_now returns once the worker's lease ended")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        handled_on(&stream),
-        [id],
-        "handled when settle_now returned"
-    );
+    settle_now_waits_at_the_gate(&app, &stream, id, "the worker").await;
     app.shutdown().await.unwrap();
 }
 

@@ -1,10 +1,10 @@
-//! The commit path's spare connection.
+//! The store's spare connection.
 //!
 //! sqlx pings every connection it takes back into its pool: a `Sync` and its answer after
-//! every statement, which wakes the server's backend and the client once more per commit
-//! (a sequential writer paid about 1.5 extra messages per commit for it). The commit path
-//! keeps the connection its last commit used aside instead, and the next commit runs on it
-//! straight away.
+//! every statement, which wakes the server's backend and the client once more each time
+//! (a sequential writer paid about 1.5 extra messages per commit for it). The store keeps
+//! the connection its last single-statement operation used (a commit, a read, a claim, an
+//! ack...) aside instead, and the next one runs on it straight away.
 //!
 //! * Only a connection whose statement answered is kept. One whose statement failed, or
 //!   whose caller stopped waiting mid-statement, goes back to the pool, whose ping settles
@@ -33,7 +33,7 @@ pub(crate) const MIN_POOL: u32 = 4;
 /// A spare idle this long goes back to the pool instead of being used.
 pub(crate) const IDLE: Duration = Duration::from_secs(30);
 
-/// At most one connection kept out of the pool between commits.
+/// At most one connection kept out of the pool between statements.
 #[derive(Debug)]
 pub(crate) struct Spare {
     pool: PgPool,

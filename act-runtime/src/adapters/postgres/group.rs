@@ -8,9 +8,10 @@
 //! closed answer): a commit that loses its race fails alone and the others are stored.
 //! A group is sorted by stream, so groups of several processes take the streams' locks in
 //! one order and never wait for each other in a cycle (`tests/postgres.rs` holds two
-//! stores' groups, queued in opposite orders, at one stream, and neither is aborted). When the server refuses a group (a value it rejects, a deadlock against a
-//! writer outside this store), nothing of it was written, and each commit runs again alone,
-//! to get its own answer. A group that fails for another reason (a lost connection) fails
+//! stores' groups, queued in opposite orders, at one stream, and neither is aborted). When
+//! the server refuses a group (a value it rejects, a deadlock against a writer outside this
+//! store), nothing of it was written, and each commit runs again alone, to get its own
+//! answer. A group that fails for another reason (a lost connection) fails
 //! every commit in it with that error — as one commit would, nothing half-written.
 //!
 //! The queue is drained by a spawned task, so a caller that stops waiting (a timeout)

@@ -49,8 +49,9 @@
 //!   answered; handed back when the pool closes, and not used after 30 s idle (the next
 //!   statement hands it back and takes another).
 //! * **Group commit.** At most [`PostgresConfig::commit_slots`] commits run at once (4 by
-//!   default, and never more than the pool size minus one). Commits that find every slot busy queue, and the next free slot sends the
-//!   whole queue in one call of `<table>_commit_group`: one round trip, one transaction and
+//!   default, and never more than the pool size minus one). Commits that find every slot
+//!   busy queue, and the next free slot sends the whole queue in one call of
+//!   `<table>_commit_group`: one round trip, one transaction and
 //!   one WAL flush for all of them, each commit still taking its own stream's lock and
 //!   getting its own answer (stored, conflict, closed). A group is sorted by stream, so
 //!   groups take locks in one order. A group the server refuses wrote nothing and runs

@@ -240,6 +240,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_statement_keeps_no_spare() {
+        let spare = Spare::new(pool(4).await);
+        let err = spare
+            .fetch_one(sqlx::query("SELECT 1 / 0"))
+            .await
+            .expect_err("division by zero");
+        assert!(err.as_database_error().is_some(), "{err}");
+        assert!(!spare.holds());
+        spare.fetch_one(sqlx::query("SELECT 1")).await.unwrap();
+        assert!(
+            spare.holds(),
+            "a statement that answered keeps its connection"
+        );
+    }
+
+    #[tokio::test]
     async fn a_small_pool_keeps_no_spare() {
         let spare = Spare::new(pool(MIN_POOL - 1).await);
         let taken = spare.take().await.unwrap();

@@ -58,6 +58,7 @@ pub(super) fn checks() -> Vec<Check<dyn Store>> {
         "query: with_snaps on an exact stream starts at the latest snapshot" => snaps_floor,
         "query: the snapshot floor applies backward too" => snaps_floor_backward,
         "query: the snapshot floor is ignored when after is given" => snaps_floor_after,
+        "query: limit cuts a read from the snapshot floor, both ways" => snaps_floor_limit,
         "query: with_snaps without snapshots returns the whole stream" => snaps_none,
         "query: the snapshot floor is per stream, not applied to patterns" => snaps_floor_pattern,
         "query: names filter after the snapshot floor" => snaps_floor_names,
@@ -808,6 +809,17 @@ async fn snaps_floor_after(s: Arc<dyn Store>) -> Outcome {
     );
     let got = read(&*s, &Query::stream("s").with_snaps().after(0)).await?;
     ensure_eq!(got.len(), 6, "after 0 reads the whole stream");
+    Ok(())
+}
+
+async fn snaps_floor_limit(s: Arc<dyn Store>) -> Outcome {
+    commit(&*s, "s", &["A", "B", "C"]).await?;
+    let got = read(&*s, &Query::stream("s").with_snaps().limit(2)).await?;
+    ensure_eq!(names(&got), ["A", "B"], "the first two");
+    let got = read(&*s, &Query::stream("s").with_snaps().backward().limit(2)).await?;
+    ensure_eq!(names(&got), ["C", "B"], "the last two, newest first");
+    let got = read(&*s, &Query::stream("s").with_snaps().limit(0)).await?;
+    ensure_eq!(got.len(), 0, "limit 0");
     Ok(())
 }
 

@@ -38,6 +38,8 @@ pub(crate) const IDLE: Duration = Duration::from_secs(30);
 pub(crate) struct Spare {
     pool: PgPool,
     keeps: bool,
+    /// How long a spare may stay idle and still be used: [`IDLE`] (shorter in tests).
+    fresh_for: Duration,
     idle: Arc<Mutex<Option<Idle>>>,
     /// Held while the task that hands the spare back when the pool closes runs; dropped
     /// with the spare, it ends that task.
@@ -53,8 +55,18 @@ impl Spare {
         Self {
             keeps: pool.options().get_max_connections() >= MIN_POOL,
             pool,
+            fresh_for: IDLE,
             idle: Arc::default(),
             watch: Mutex::new(None),
+        }
+    }
+
+    /// A spare whose connection is used only while idle for less than `fresh_for`.
+    #[cfg(test)]
+    fn fresh_for(pool: PgPool, fresh_for: Duration) -> Self {
+        Self {
+            fresh_for,
+            ..Self::new(pool)
         }
     }
 
@@ -90,7 +102,7 @@ impl Spare {
     pub(crate) async fn take(&self) -> Result<Taken<'_>, sqlx::Error> {
         let held = self.idle.lock().take();
         let conn = match held {
-            Some((conn, since)) if since.elapsed() < IDLE => conn,
+            Some((conn, since)) if since.elapsed() < self.fresh_for => conn,
             stale => {
                 drop(stale); // back to the pool, which pings it
                 self.pool.acquire().await?
@@ -253,6 +265,53 @@ mod tests {
             spare.holds(),
             "a statement that answered keeps its connection"
         );
+    }
+
+    #[tokio::test]
+    async fn a_spare_idle_too_long_is_not_used() {
+        // As the store's pool: no test before a connection is handed out.
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect(&url())
+            .await
+            .expect("the test database");
+        let limit = Duration::from_millis(100);
+        let spare = Spare::fresh_for(pool.clone(), limit);
+        let kill = |pid: i32| {
+            let pool = pool.clone();
+            async move {
+                let mut other = pool.acquire().await.unwrap();
+                sqlx::query("SELECT pg_terminate_backend($1)")
+                    .bind(pid)
+                    .execute(&mut *other)
+                    .await
+                    .unwrap();
+            }
+        };
+
+        // A fresh spare is used as it is: a server that closed it fails the statement.
+        let mut taken = spare.take().await.unwrap();
+        let pid = backend(&mut taken).await;
+        taken.keep();
+        kill(pid).await;
+        spare
+            .fetch_one(sqlx::query("SELECT 1"))
+            .await
+            .expect_err("the fresh spare was used, and its backend is gone");
+
+        // Idle past the limit, it goes back to the pool and another connection serves.
+        let mut taken = spare.take().await.unwrap();
+        let pid = backend(&mut taken).await;
+        taken.keep();
+        kill(pid).await;
+        tokio::time::sleep(limit * 3).await;
+        spare
+            .fetch_one(sqlx::query("SELECT 1"))
+            .await
+            .expect("a stale spare is not used");
+        let mut next = spare.take().await.unwrap();
+        assert_ne!(backend(&mut next).await, pid);
     }
 
     #[tokio::test]
